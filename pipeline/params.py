@@ -1,0 +1,244 @@
+"""The one typed loader of ``params.yaml``.
+
+Every number a user may change lives in ``params.yaml`` or in a dataclass default below; code reads
+it through :func:`load_params` and nowhere else. Each top-level section of the YAML maps onto one
+frozen dataclass; unknown keys are an error that names the section and the key (a typo in
+``params.yaml`` must never be silently ignored).
+
+Sections follow the DVC stages that read them (see dvc.yaml): a stage lists only its own sections
+in its ``params:`` so that changing, e.g., ``fusion.recursions`` re-runs only training and report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message names the file, section and key."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Dataset location, layout, sharding and cross-validation folds."""
+
+    root: str = "data/demo"  # dataset root (Aff-Wild2 layout, or a plain folder of videos)
+    layout: str = "auto"  # auto | affwild2 | folder
+    shards: int = 2  # video shards for the per-shard feature stages (16 for Aff-Wild2)
+    folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split
+    label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
+    allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    """Audio extraction and the VGGish log-mel front end / embeddings."""
+
+    sample_rate: int = 16000
+    vggish_weights: str = ""  # "" = no VGGish (compact log-mel features); a .pth path; or "download"
+    batch_size: int = 64  # VGGish patches per forward pass
+
+
+@dataclass(frozen=True)
+class VisualParams:
+    """Face crops and per-frame visual embeddings."""
+
+    face_source: str = "auto"  # auto | crops | frames | detect
+    face_size: int = 48  # stored face crops are face_size x face_size RGB uint8
+    crop_size: int = 40  # centre crop fed to the backbone
+    backbone: str = "pixels"  # pixels (built-in, no weights) | ir50
+    ir50_weights: str = ""  # path to res50_ir_*.pth when backbone = ir50
+    pixels_size: int = 16  # built-in backbone: grayscale pixels_size x pixels_size
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class AsrParams:
+    """Word timestamps: Vosk ASR, or transcripts the user provides."""
+
+    engine: str = "vosk"  # vosk | transcripts
+    model: str = "vosk-model-small-en-us-0.15"  # a model directory, or a Vosk model name
+    chunk_seconds: float = 0.5  # audio fed to the recognizer per AcceptWaveform call
+    transcripts_dir: str = "transcripts"  # under data.root, for engine = transcripts
+
+
+@dataclass(frozen=True)
+class PunctuationParams:
+    """Punctuation and capitalisation restoration (deepmultilingualpunctuation)."""
+
+    model: str = "none"  # none | a local model directory | a hub model name
+    chunk_words: int = 230
+
+
+@dataclass(frozen=True)
+class TextParams:
+    """Word-level BERT features aligned to frames."""
+
+    bert: str = "minilm"  # minilm (embedded default) | a local directory | a hub model name
+    layers: int = 4  # sum of the last `layers` hidden layers
+    max_tokens: int = 512
+    batch_size: int = 8
+    gap: str = "zeros"  # frames between words: zeros (the paper) | hold (the last word's feature)
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """The model: per-modality TCNs, recursive joint cross-modal attention, regression head."""
+
+    modalities: tuple[str, ...] = ("audio", "visual", "text")
+    variant: str = "paper"  # paper (eqs. 1-14) | official (the authors' shipped code)
+    recursions: int = 3  # l, the paper's best
+    shared_weights: bool = False  # True: one attention block applied `recursions` times
+    window: int = 300  # K, frames per window
+    stride: int = 200  # s, window stride
+    tcn_channels: dict[str, tuple[int, ...]] = field(
+        default_factory=lambda: {"audio": (128, 128, 128, 128), "visual": (256, 256, 256, 256),
+                                 "text": (128, 128, 128, 128)}
+    )
+    tcn_kernel: int = 5
+    tcn_dropout: float = 0.1
+    attention_dropout: float = 0.6  # official variant: dropout on the map and residual branch
+    head_hidden: int = 0  # 0 = d // 2
+    normalize: bool = True  # standardise input features with training-set statistics
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """The optimisation recipe (the paper's defaults)."""
+
+    targets: tuple[str, ...] = ("valence", "arousal")
+    joint: bool = False  # False: one model per target (the paper); True: one 2-output model
+    folds: tuple[int, ...] = (0,)  # the folds that dvc.yaml's train matrix runs
+    batch_size: int = 12
+    lr: float = 1e-5
+    weight_decay: float = 1e-3
+    warmup_epochs: int = 1  # linear warm-up of the lr over this many epochs
+    epochs: int = 100
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-8
+    early_stop: int = 10  # epochs without validation improvement before stopping (0 = never)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """Cross-fold report: metrics, plots, challenge prediction files."""
+
+    plot_videos: int = 3  # validation videos plotted per fold and target
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    audio: AudioParams = field(default_factory=AudioParams)
+    asr: AsrParams = field(default_factory=AsrParams)
+    punctuation: PunctuationParams = field(default_factory=PunctuationParams)
+    text: TextParams = field(default_factory=TextParams)
+    visual: VisualParams = field(default_factory=VisualParams)
+    fusion: FusionParams = field(default_factory=FusionParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    report: ReportParams = field(default_factory=ReportParams)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp`` (tuples, dicts, floats from ints)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        _, vt = typing.get_args(tp)
+        return {str(k): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)):
+            raise ParamsError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def section_from_dict(cls: type, raw: dict | None, where: str) -> Any:
+    """Build section dataclass ``cls`` from a mapping, rejecting unknown keys."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ParamsError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: dict | None, source: str = "<dict>") -> Params:
+    """Build :class:`Params` from a parsed YAML mapping. Unknown sections are an error."""
+    raw = dict(raw or {})
+    hints = typing.get_type_hints(Params)
+    sections = {f.name for f in dataclasses.fields(Params)}
+    # DVC's Hydra composition may add a `dataset` key naming the preset; it carries no values.
+    raw.pop("dataset", None)
+    unknown = sorted(set(raw) - sections)
+    if unknown:
+        raise ParamsError(f"{source}: unknown section(s) {unknown}; known: {sorted(sections)}")
+    return Params(**{k: section_from_dict(hints[k], v, f"{source}: {k}") for k, v in raw.items()})
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate ``params.yaml``. A missing file gives the defaults (the demo)."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    return params_from_dict(raw, str(path))
+
+
+def to_dict(obj: Any) -> Any:
+    """A params dataclass (or section) as plain YAML/JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

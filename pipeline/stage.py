@@ -1,0 +1,113 @@
+"""What every per-shard stage shares: its command line, logging, and the loop over videos.
+
+A stage processes each video of its shard with a function that returns ``"done"`` or
+``"skipped"`` (cache current) or raises. A failure is logged with the video id and the error's own
+message (which names the file and the problem) and the loop goes on; at the end a summary is
+logged and the exit code is non-zero if any video failed, unless ``data.allow_failures`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline import layout
+from pipeline.manifest import VideoEntry, read_shard
+from pipeline.params import DEFAULT_PARAMS, Params, load_params
+
+log = logging.getLogger("rjcma")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr as ``LEVEL name: message``; idempotent."""
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger()
+    if not any(getattr(h, "_rjcma", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        h._rjcma = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def stage_parser(prog: str, description: str, shard: bool = True) -> argparse.ArgumentParser:
+    """The standard stage command line: ``--params``, ``--data`` and (per-shard stages) ``--shard``."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    p.add_argument("--data", default=str(layout.DATA), help="data directory (default: %(default)s)")
+    if shard:
+        p.add_argument("--shard", type=int, required=True, help="shard index to process")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+@dataclass
+class Summary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def line(self, name: str) -> str:
+        return (f"{name}: {len(self.done)} done, {len(self.skipped)} skipped (current), "
+                f"{len(self.failed)} failed in {self.seconds:.1f} s")
+
+
+def run_videos(name: str, entries: Sequence[VideoEntry],
+               process: Callable[[VideoEntry], str]) -> Summary:
+    """Run ``process`` on each entry with a progress bar, isolating failures per video."""
+    summary = Summary()
+    t0 = time.perf_counter()
+    for entry in tqdm(entries, desc=name, unit="video", disable=None):
+        try:
+            status = process(entry)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one broken video never aborts the others
+            msg = str(e) or type(e).__name__
+            summary.failed[entry.id] = msg
+            log.error("%s: video %s failed: %s", name, entry.id, msg)
+            log.debug("traceback", exc_info=True)
+            continue
+        (summary.skipped if status == "skipped" else summary.done).append(entry.id)
+    summary.seconds = time.perf_counter() - t0
+    log.info(summary.line(name))
+    for vid, msg in summary.failed.items():
+        log.info("  failed %s: %s", vid, msg)
+    return summary
+
+
+def exit_code(summary: Summary, params: Params) -> int:
+    """0 unless some video failed and ``data.allow_failures`` is false."""
+    return 1 if summary.failed and not params.data.allow_failures else 0
+
+
+def shard_stage_main(name: str, description: str,
+                     make_process: Callable[[Params, int, Path], Callable[[VideoEntry], str]],
+                     argv: Sequence[str] | None = None) -> int:
+    """Entry point shared by the per-shard stages.
+
+    ``make_process(params, shard, data_dir)`` returns the per-video function (it may load models
+    once). Errors before the loop (bad params, missing manifest, missing model) are one clear line
+    and exit code 2.
+    """
+    args = stage_parser(f"python -m stages.{name}", description).parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        params = load_params(args.params)
+        data = Path(args.data)
+        entries = read_shard(args.shard, data)
+        process = make_process(params, args.shard, data)
+    except Exception as e:
+        log.error("%s: %s", name, e)
+        log.debug("traceback", exc_info=True)
+        return 2
+    summary = run_videos(f"{name}[{args.shard}]", entries, process)
+    return exit_code(summary, params)
