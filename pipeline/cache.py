@@ -71,6 +71,8 @@ def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], *, modality:
                                      track_times=False)
                     continue
                 arr = np.ascontiguousarray(arr)
+                if arr.dtype.kind not in "biuf":
+                    raise TypeError(f"{path}: dataset {name!r} has unsupported dtype {arr.dtype}")
                 chunks = _chunks(arr)
                 kw = dict(chunks=chunks, compression=COMPRESSION,
                           compression_opts=COMPRESSION_LEVEL, shuffle=True) if chunks else {}

@@ -1,0 +1,45 @@
+"""The typed params loader: defaults, the project's params.yaml, and clear errors on bad files."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.params import Params, ParamsError, load_params, params_from_dict, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_yaml_loads_and_round_trips():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params_from_dict(to_dict(params)) == params
+
+
+def test_values_are_typed():
+    p = params_from_dict({"train": {"lr": 1, "folds": [0, 1]}, "fusion": {"modalities": ["audio", "visual"]}})
+    assert p.train.lr == 1.0 and isinstance(p.train.lr, float)
+    assert p.train.folds == (0, 1)
+    assert p.fusion.modalities == ("audio", "visual")
+    assert p.audio == Params().audio  # untouched sections keep their defaults
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"fusion": {"recursion": 4}}, ["fusion", "recursion"]),
+    ({"fusoin": {}}, ["fusoin"]),
+    ({"train": {"epochs": "many"}}, ["train.epochs", "integer"]),
+    ({"train": {"amp": "yes"}}, ["train.amp", "true/false"]),
+])
+def test_bad_params_name_the_key(raw, words):
+    with pytest.raises(ParamsError) as e:
+        params_from_dict(raw, "p.yaml")
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="bad.yaml"):
+        load_params(bad)
