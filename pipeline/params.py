@@ -58,7 +58,12 @@ class VisualParams:
     backbone: str = "pixels"  # pixels (built-in, no weights) | ir50
     ir50_weights: str = ""  # path to res50_ir_*.pth when backbone = ir50
     pixels_size: int = 16  # built-in backbone: grayscale pixels_size x pixels_size
-    batch_size: int = 64
+    batch_size: int = 64  # frames per backbone forward pass (and per streamed decode batch)
+    detect_width: int = 320  # face_source = detect: frames are downscaled to this width to detect
+    detect_min_face: float = 0.1  # smallest face detected, as a fraction of the frame height
+    detect_margin: float = 0.1  # the detected box is widened by this fraction on every side
+    detect_smooth: float = 0.5  # weight of a new detection in the box's moving average (1 = none)
+    detect_hold: int = 15  # frames the last box is held when the detector misses the face
 
 
 @dataclass(frozen=True)
