@@ -51,11 +51,12 @@ def _chunks(arr: np.ndarray) -> tuple[int, ...] | None:
 def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], *, modality: str,
                 video_id: str, fps: float, n_frames: int, extractor: str,
                 settings: Mapping[str, Any], versions: Mapping[str, Any],
-                source_hash: str) -> Path:
+                source_hash: str, attrs: Mapping[str, Any] | None = None) -> Path:
     """Atomically write one video's cache file with its datasets and metadata attrs.
 
     ``arrays`` maps dataset name → array (string arrays are stored as UTF-8 variable length).
-    Returns the final path.
+    ``attrs``: extra descriptive attrs derived from the content (e.g. audio ``frame_dataset``);
+    they are not part of ``cache_key``. Returns the final path.
     """
     path = Path(path)
     meta = {"schema": SCHEMA_VERSION, "modality": modality, "video_id": video_id,
@@ -79,6 +80,10 @@ def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], *, modality:
                 f.create_dataset(name, data=arr, track_times=False, **kw)
             for k, v in meta.items():
                 f.attrs[k] = json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+            for k in sorted(attrs or {}):
+                if k in meta or k == "cache_key":
+                    raise ValueError(f"extra attr {k!r} would overwrite a metadata attr")
+                f.attrs[k] = attrs[k]
             f.attrs["cache_key"] = cache_key(meta)
     return path
 
