@@ -34,9 +34,19 @@ class DataParams:
     root: str = "data/demo"  # dataset root (Aff-Wild2 layout, or a plain folder of videos)
     layout: str = "auto"  # auto | affwild2 | folder
     shards: int = 2  # video shards for the per-shard feature stages (16 for Aff-Wild2)
+    # dvc.yaml's shard matrix needs a list: exactly 0 .. shards-1 (empty = derived from `shards`)
+    shard_ids: tuple[int, ...] = ()
     folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split
     label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
+
+    def __post_init__(self) -> None:
+        expected = tuple(range(self.shards))
+        if not self.shard_ids:
+            object.__setattr__(self, "shard_ids", expected)
+        elif tuple(self.shard_ids) != expected:
+            raise ParamsError(f"shard_ids {list(self.shard_ids)} must list every shard 0 .. shards-1: "
+                              f"with shards: {self.shards} write shard_ids: {list(expected)}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +220,10 @@ def section_from_dict(cls: type, raw: dict | None, where: str) -> Any:
     if unknown:
         raise ParamsError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ParamsError as e:  # a cross-key check in the section's __post_init__
+        raise ParamsError(f"{where}: {e}") from e
 
 
 def params_from_dict(raw: dict | None, source: str = "<dict>") -> Params:
