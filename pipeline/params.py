@@ -38,6 +38,7 @@ class DataParams:
     shard_ids: tuple[int, ...] = ()
     folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split
     label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
+    count_frames: str = "auto"  # auto (container count unless implausible) | header | decode
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
 
     def __post_init__(self) -> None:
