@@ -1,0 +1,312 @@
+"""dvc.yaml stays honest: every stage declares exactly the params its code reads and every project
+module its code imports.
+
+For each stage, the module it runs (``python -m stages.<name>``) and every project module that one
+imports (transitively, found by parsing the source) must be listed in ``deps``; the params sections
+and keys those modules read must equal the stage's ``params:``. A param is "read" when the code
+accesses ``params.<section>.<key>`` (key-level) or ``params.<section>`` (the whole section), where
+``params`` is a name bound to a :class:`pipeline.params.Params` (by that name, from
+``load_params(...)``, or annotated ``Params``), or imports a section dataclass such as
+``FusionParams`` (the module receives that section: the whole section). The analysis is per module,
+so it over-approximates (a module's reads count for every stage that imports it), never misses.
+The same checks run on a doctored copy of the project to show they fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+import shutil
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.params import Params, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "stages", "fusion")
+SECTIONS = {f.name for f in dataclasses.fields(Params)}
+SECTION_CLASSES = {tp.__name__: name for name, tp in typing.get_type_hints(Params).items()}
+ALL_SECTIONS_CALLS = {"to_dict", "asdict"}  # to_dict(params) serialises every section
+CMD_MODULE = re.compile(r"python -m (stages\.\w+)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Static analysis of the project's modules
+# ---------------------------------------------------------------------------------------------
+
+def module_path(module: str, root: Path) -> Path | None:
+    """``pipeline.layout`` -> ``<root>/pipeline/layout.py`` (or the package's __init__.py)."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def imported_modules(path: Path, root: Path) -> set[str]:
+    """Project modules imported anywhere in ``path`` (top level or inside functions)."""
+    package = list(path.relative_to(root).parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            for alias in node.names:  # `from pipeline import layout` imports a module
+                found.add(f"{mod}.{alias.name}")
+    return {m for m in found if module_path(m, root) is not None}
+
+
+def has_code(path: Path) -> bool:
+    """Whether a file holds more than a docstring (an empty package __init__ is no dependency)."""
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def module_closure(module: str, root: Path) -> set[Path]:
+    """Files of ``module`` and of every project module it imports, transitively, with the
+    non-empty ``__init__.py`` of their packages (Python runs those on import)."""
+    seen: set[str] = set()
+    todo = [module]
+    files: set[Path] = set()
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        path = module_path(mod, root)
+        assert path is not None, f"{mod}: no such project module under {root}"
+        if path.name != "__init__.py" or has_code(path):
+            files.add(path)
+        parts = mod.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages
+        todo.extend(imported_modules(path, root))
+    return files
+
+
+def _params_holders(tree: ast.AST) -> set[str]:
+    """Names bound to a Params object: ``params``, ``x = load_params(...)``, ``x: Params``."""
+    names = {"params"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if fname in ("load_params", "params_from_dict"):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation is not None:
+            ann = ast.unparse(node.annotation).strip("'\"")
+            if ann in ("Params", "params.Params", "pipeline.params.Params"):
+                target = node.arg if isinstance(node, ast.arg) else getattr(node.target, "id", None)
+                if target:
+                    names.add(target)
+    return names
+
+
+def params_read(path: Path) -> set[str]:
+    """Params a module reads: ``"section"`` (whole section) or ``"section.key"``."""
+    tree = ast.parse(path.read_text(), str(path))
+    holders = _params_holders(tree)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    reads: set[str] = set()
+
+    def is_holder(node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in holders
+        return isinstance(node, ast.Attribute) and node.attr == "params" and not (
+            isinstance(node.value, ast.Name) and node.value.id == "args")  # args.params is a path
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in SECTIONS and is_holder(node.value):
+            parent = parents.get(node)
+            if isinstance(parent, ast.Attribute) and parent.value is node:
+                reads.add(f"{node.attr}.{parent.attr}")
+            else:
+                reads.add(node.attr)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("params"):
+            reads |= {SECTION_CLASSES[a.name] for a in node.names if a.name in SECTION_CLASSES}
+        elif isinstance(node, ast.Call):
+            func = node.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if fname in ALL_SECTIONS_CALLS and any(is_holder(a) for a in node.args):
+                reads |= SECTIONS
+    return reads
+
+
+def normalise(reads: set[str]) -> set[str]:
+    """A whole-section read subsumes that section's key reads."""
+    whole = {r for r in reads if "." not in r}
+    return whole | {r for r in reads if r.split(".")[0] not in whole}
+
+
+# ---------------------------------------------------------------------------------------------
+# dvc.yaml
+# ---------------------------------------------------------------------------------------------
+
+def load_stages(root: Path) -> dict[str, dict]:
+    return yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+
+
+def declared_params(stage: dict) -> set[str]:
+    out: set[str] = set()
+    for item in stage.get("params", []):
+        assert isinstance(item, str), f"params from another file are not expected: {item!r}"
+        out.add(item)
+    return out
+
+
+def stage_module(name: str, stage: dict) -> str:
+    m = CMD_MODULE.search(stage["cmd"])
+    assert m, f"stage {name}: cmd {stage['cmd']!r} does not run `python -m stages.<name>`"
+    return m.group(1)
+
+
+def check_stage(name: str, stage: dict, root: Path) -> list[str]:
+    """Every problem of one stage's declared code deps and params, as readable lines."""
+    problems = []
+    files = module_closure(stage_module(name, stage), root)
+    code = {p.relative_to(root).as_posix() for p in files}
+    deps = {d for d in stage.get("deps", []) if d.endswith(".py")}
+    if missing := sorted(code - deps):
+        problems.append(f"stage {name}: code it imports is not in deps: {missing}")
+    if extra := sorted(deps - code):
+        problems.append(f"stage {name}: deps list code it never imports: {extra}")
+    reads = normalise(set().union(*(params_read(p) for p in files)))
+    declared = declared_params(stage)
+    if missing := sorted(reads - declared):
+        problems.append(f"stage {name}: params its code reads are not declared: {missing}")
+    if extra := sorted(declared - reads):
+        problems.append(f"stage {name}: declared params its code never reads: {extra}")
+    return problems
+
+
+def check_project(root: Path) -> list[str]:
+    return [p for name, stage in load_stages(root).items() for p in check_stage(name, stage, root)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+
+STAGES = load_stages(ROOT)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_declares_exactly_its_code_and_params(name):
+    assert check_stage(name, STAGES[name], ROOT) == []
+
+
+def test_analysis_sees_key_reads_section_reads_and_imports(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "stages" / "__init__.py").write_text('"""Stages."""\n')
+    (tmp_path / "pipeline" / "__init__.py").write_text("")
+    (tmp_path / "pipeline" / "helper.py").write_text(
+        "from pipeline.params import VisualParams\n\ndef f(cfg: VisualParams):\n    return cfg.size\n")
+    (tmp_path / "pipeline" / "params.py").write_text("def load_params(path):\n    return path\n")
+    (tmp_path / "stages" / "demo.py").write_text(
+        "import numpy\nfrom pipeline import helper\nfrom pipeline.params import load_params\n\n"
+        "def main(args):\n    p = load_params(args.params)\n    x = p.fusion.window + p.train.lr\n"
+        "    cfg = p.audio\n    return helper.f(p.visual), cfg, x, args.params\n")
+    files = module_closure("stages.demo", tmp_path)
+    assert {f.relative_to(tmp_path).as_posix() for f in files} == {
+        "stages/demo.py", "pipeline/helper.py", "pipeline/params.py"}  # an empty __init__ is no code
+    reads = normalise(set().union(*(params_read(f) for f in files)))
+    assert reads == {"fusion.window", "train.lr", "audio", "visual"}
+
+
+def test_every_stage_runs_a_stage_module_with_help():
+    for name, stage in STAGES.items():
+        module = stage_module(name, stage)
+        assert module_path(module, ROOT) is not None, f"{name}: {module} does not exist"
+
+
+def test_outputs_are_cached_directories_without_persist():
+    for name, stage in STAGES.items():
+        outs = stage.get("outs", [])
+        assert outs, f"stage {name} has no outputs"
+        for out in outs:
+            path, opts = (out, {}) if isinstance(out, str) else next(iter(out.items()))
+            plain = re.sub(r"\$\{[^}]*\}", "x", path)
+            assert not Path(plain).suffix, f"stage {name}: output {path} should be a directory"
+            assert opts.get("cache", True) and not opts.get("persist", False), (name, path)
+        assert not stage.get("metrics") and not stage.get("plots"), (
+            f"stage {name}: metrics/plots belong inside its cached output dir (top-level metrics:)")
+
+
+def test_shard_stages_read_only_their_shard_list():
+    for name, stage in STAGES.items():
+        if "shard" not in stage.get("matrix", {}):
+            continue
+        assert stage["matrix"]["shard"] == "${data.shard_ids}", name
+        assert "--shard ${item.shard}" in stage["cmd"], name
+        data_deps = [d for d in stage["deps"] if not d.endswith(".py")]
+        assert "data/manifest/shards/${item.shard}.json" in data_deps, name
+        for dep in data_deps:  # never a whole manifest or another shard's folder
+            assert dep.endswith("${item.shard}") or dep.endswith("${item.shard}.json"), (name, dep)
+        for out in stage["outs"]:
+            assert out.endswith("/${item.shard}"), (name, out)
+
+
+def test_top_level_metrics_and_plots_live_in_cached_outputs():
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    outs = [o for s in STAGES.values() for o in s["outs"]]
+    paths = list(doc["metrics"]) + [next(iter(p)) if isinstance(p, dict) else p for p in doc["plots"]]
+    for path in paths:
+        assert any(path.startswith(o.rstrip("/") + "/") for o in outs), f"{path} is in no stage output"
+
+
+def test_params_yaml_drives_the_matrices():
+    params = load_params(ROOT / "params.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw["data"]["shard_ids"] == list(params.data.shard_ids) == list(range(params.data.shards))
+    assert STAGES["train"]["matrix"] == {"fold": "${train.folds}", "target": "${train.targets}"}
+
+
+def _doctored_copy(tmp_path: Path) -> Path:
+    for item in ("dvc.yaml", *PACKAGES):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, tmp_path / item)
+    return tmp_path
+
+
+def test_an_undeclared_param_read_fails_the_check(tmp_path):
+    root = _doctored_copy(tmp_path)
+    assert check_project(root) == []
+    report = root / "stages" / "report.py"
+    doctored = "\n\ndef _doctored(params):\n    return params.audio.sample_rate\n"
+    report.write_text(report.read_text() + doctored)
+    problems = check_project(root)
+    assert any("report" in p and "audio.sample_rate" in p and "not declared" in p for p in problems)
+
+
+def test_an_undeclared_import_fails_the_check(tmp_path):
+    root = _doctored_copy(tmp_path)
+    (root / "pipeline" / "doctored.py").write_text('"""A new helper."""\nVALUE = 1\n')
+    report = root / "stages" / "report.py"
+    report.write_text(report.read_text() + "\n\nfrom pipeline import doctored  # noqa: E402\n")
+    problems = check_project(root)
+    assert any("report" in p and "pipeline/doctored.py" in p and "not in deps" in p for p in problems)
+
+
+def test_a_stale_declaration_fails_the_check(tmp_path):
+    root = _doctored_copy(tmp_path)
+    doc = yaml.safe_load((root / "dvc.yaml").read_text())
+    doc["stages"]["report"]["params"].append("asr")
+    (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert any("report" in p and "'asr'" in p and "never reads" in p for p in check_project(root))
