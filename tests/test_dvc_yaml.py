@@ -97,51 +97,74 @@ def module_closure(module: str, root: Path) -> set[Path]:
     return files
 
 
-def _params_holders(tree: ast.AST) -> set[str]:
-    """Names bound to a Params object: ``params``, ``x = load_params(...)``, ``x: Params``."""
-    names = {"params"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if fname in ("load_params", "params_from_dict"):
-                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-        if isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation is not None:
-            ann = ast.unparse(node.annotation).strip("'\"")
-            if ann in ("Params", "params.Params", "pipeline.params.Params"):
-                target = node.arg if isinstance(node, ast.arg) else getattr(node.target, "id", None)
-                if target:
-                    names.add(target)
-    return names
+PARAMS_ANNOTATIONS = {"Params", "params.Params", "pipeline.params.Params"}
+
+
+def _call_name(node: ast.Call) -> str:
+    return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+
+
+def _scope_holders(fn: ast.AST, outer: set[str]) -> set[str]:
+    """Params holders inside function ``fn``: its arguments annotated ``Params`` or named
+    ``params`` without an annotation; an argument annotated otherwise (``params: AudioParams``)
+    shadows an outer holder of the same name."""
+    holders = set(outer)
+    args = fn.args
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+        if arg is None:
+            continue
+        ann = ast.unparse(arg.annotation).strip("'\"") if arg.annotation is not None else None
+        if ann in PARAMS_ANNOTATIONS or (ann is None and arg.arg == "params"):
+            holders.add(arg.arg)
+        else:
+            holders.discard(arg.arg)
+    return holders
 
 
 def params_read(path: Path) -> set[str]:
-    """Params a module reads: ``"section"`` (whole section) or ``"section.key"``."""
+    """Params a module reads: ``"section"`` (whole section) or ``"section.key"``.
+
+    A Params holder is a name bound by ``x = load_params(...)``, annotated ``Params``, or called
+    ``params`` (the project's convention), per function scope; ``<holder>.<section>.<key>`` is a key
+    read, any other use of ``<holder>.<section>`` a whole-section read, ``to_dict(<holder>)`` reads
+    everything, and importing a section dataclass (``FusionParams``) reads that whole section.
+    """
     tree = ast.parse(path.read_text(), str(path))
-    holders = _params_holders(tree)
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     reads: set[str] = set()
 
-    def is_holder(node: ast.AST) -> bool:
+    def is_holder(node: ast.AST, holders: set[str]) -> bool:
         if isinstance(node, ast.Name):
             return node.id in holders
         return isinstance(node, ast.Attribute) and node.attr == "params" and not (
             isinstance(node.value, ast.Name) and node.value.id == "args")  # args.params is a path
 
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in SECTIONS and is_holder(node.value):
-            parent = parents.get(node)
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                reads.add(f"{node.attr}.{parent.attr}")
-            else:
-                reads.add(node.attr)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("params"):
-            reads |= {SECTION_CLASSES[a.name] for a in node.names if a.name in SECTION_CLASSES}
-        elif isinstance(node, ast.Call):
-            func = node.func
-            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if fname in ALL_SECTIONS_CALLS and any(is_holder(a) for a in node.args):
-                reads |= SECTIONS
+    def visit(node: ast.AST, holders: set[str]) -> None:  # holders: the names in scope
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, _scope_holders(child, holders))
+                continue
+            if (isinstance(child, ast.Attribute) and child.attr in SECTIONS
+                    and is_holder(child.value, holders)):
+                if isinstance(node, ast.Attribute) and node.value is child:
+                    reads.add(f"{child.attr}.{node.attr}")
+                else:
+                    reads.add(child.attr)
+            elif isinstance(child, ast.ImportFrom) and (child.module or "").endswith("params"):
+                reads.update(SECTION_CLASSES[a.name] for a in child.names if a.name in SECTION_CLASSES)
+            elif isinstance(child, ast.Call) and _call_name(child) in ALL_SECTIONS_CALLS:
+                if any(is_holder(a, holders) for a in child.args):
+                    reads.update(SECTIONS)
+            elif isinstance(child, (ast.Assign, ast.AnnAssign)):
+                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                value = child.value
+                ann = ast.unparse(child.annotation) if isinstance(child, ast.AnnAssign) else ""
+                if (isinstance(value, ast.Call) and _call_name(value) in ("load_params", "params_from_dict")
+                        or ann.strip("'\"") in PARAMS_ANNOTATIONS):
+                    holders |= names
+            visit(child, holders)
+
+    visit(tree, {"params"})
     return reads
 
 
@@ -310,3 +333,16 @@ def test_a_stale_declaration_fails_the_check(tmp_path):
     doc["stages"]["report"]["params"].append("asr")
     (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     assert any("report" in p and "'asr'" in p and "never reads" in p for p in check_project(root))
+
+
+if __name__ == "__main__":  # `python tests/test_dvc_yaml.py`: what each stage should declare
+    for name, stage in STAGES.items():
+        try:
+            code = module_closure(stage_module(name, stage), ROOT)
+        except AssertionError as e:
+            print(f"{name}: {e}")
+            continue
+        print(f"{name}:\n  deps (code):")
+        print("\n".join(f"    - {p.relative_to(ROOT).as_posix()}" for p in sorted(code)))
+        reads = normalise(set().union(*(params_read(p) for p in code)))
+        print("  params:\n" + "\n".join(f"    - {r}" for r in sorted(reads)))
