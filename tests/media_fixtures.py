@@ -40,10 +40,11 @@ def astronaut_face(size: int = CROP_SIZE) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def _frame(i: int, width: int, height: int, face: np.ndarray | None) -> np.ndarray:
+def _frame(i: int, width: int, height: int, face: np.ndarray | None, seed: int = 0) -> np.ndarray:
     """BGR frame ``i``: a moving gradient, the marker block and the face (if any) in the centre."""
     y, x = np.mgrid[0:height, 0:width]
-    img = np.stack([(x * 3 + i * 5) % 256, (y * 3) % 256, np.full_like(x, 90)], -1).astype(np.uint8)
+    img = np.stack([(x * 3 + i * 5 + seed * 41) % 256, (y * 3) % 256, np.full_like(x, 90)], -1)
+    img = img.astype(np.uint8)
     if face is not None:
         s = min(width, height) * 3 // 4
         f = cv2.resize(face, (s, s), interpolation=cv2.INTER_AREA)[..., ::-1]  # RGB → BGR
@@ -75,13 +76,14 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
 def make_video(path: str | Path, n_frames: int = 20, fps: float = 10.0,
                size: tuple[int, int] = (96, 72), with_audio: bool = True,
                face: str | np.ndarray | None = None, audio: np.ndarray | None = None,
-               audio_rate: int = AUDIO_RATE, tone_hz: float = 440.0) -> Path:
+               audio_rate: int = AUDIO_RATE, tone_hz: float = 440.0, seed: int = 0) -> Path:
     """Write a real video file and return its path.
 
     path: ``.mp4`` (mp4v) or ``.avi`` (MJPG). size: (width, height). face: None, ``"astronaut"``
     (a real face photograph) or an RGB uint8 image, pasted in the centre of every frame.
     with_audio: mux ``audio`` (float samples at ``audio_rate``; default a ``tone_hz`` sine of the
-    video's duration) as AAC (mp4) / PCM (avi) with the real ffmpeg.
+    video's duration) as AAC (mp4) / PCM (avi) with the real ffmpeg. seed: shifts the frames'
+    pattern (different videos, different bytes).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ def make_video(path: str | Path, n_frames: int = 20, fps: float = 10.0,
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {silent}")
     for i in range(n_frames):
-        writer.write(_frame(i, width, height, face_img))
+        writer.write(_frame(i, width, height, face_img, seed))
     writer.release()
     if not with_audio:
         return path
@@ -158,10 +160,10 @@ def make_affwild2(root: str | Path, n_frames: int = 20, fps: float = 10.0) -> Pa
     """
     root = Path(root)
     ann = root / "annotations"
-    for vid, kw in {"train1": {}, "train2": {}, "duo": {}, "test1": {},
-                    "val1": {"with_audio": False}}.items():
+    for k, vid in enumerate(["train1", "train2", "duo", "test1", "val1"]):
         ext = ".avi" if vid == "val1" else ".mp4"
-        make_video(root / "videos" / f"{vid}{ext}", n_frames=n_frames, fps=fps, **kw)
+        make_video(root / "videos" / f"{vid}{ext}", n_frames=n_frames, fps=fps, seed=k,
+                   tone_hz=300.0 + 60 * k, with_audio=vid != "val1")
     for vid, part, gap in [("train1", "Train_Set", None), ("train2", "Train_Set", (5, 10)),
                            ("duo_left", "Train_Set", None), ("duo_right", "Train_Set", (0, 3)),
                            ("val1", "Validation_Set", None)]:

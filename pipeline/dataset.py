@@ -1,0 +1,310 @@
+"""Reading a dataset root: which videos, labels, face crops and transcripts there are.
+
+Two layouts (``data.layout``; ``auto`` picks ``affwild2`` when the root has ``annotations/`` or
+``cropped_aligned/``, else ``folder``):
+
+- ``affwild2``: videos (``.mp4``/``.avi``) anywhere under the root (e.g. ``videos/``);
+  ``cropped_aligned/<id>/00001.jpg …`` (1-based frame numbers, a missing file = no face);
+  ``annotations/<...>/Train_Set/<id>.txt`` and ``…/Validation_Set/<id>.txt`` (header
+  ``valence,arousal``, one row per frame, −5 = unlabeled; folders named ``AU_*``/``EXPR_*`` — the
+  other Aff-Wild2 challenges — are ignored); an annotation ``<x>_left`` / ``<x>_right`` is one person
+  of the two-person video ``<x>.mp4``. A video without annotations is in the test partition (as
+  ``<x>_left`` / ``<x>_right`` when such crops folders exist).
+- ``folder``: every video under the root is one test-partition entry (no labels, no crops).
+
+Either way an optional ``<transcripts_dir>/<id>.json|csv`` (or ``<source id>.json|csv``) is a
+word-level transcript the user provides.
+
+:func:`plan` pairs the files without opening any video (cheap); :func:`scan` then probes each
+source video once, hashes it, reads and length-checks the labels, and returns the manifest entries
+with every problem found (:class:`Problem`, naming the file). Nothing here raises for a bad file:
+a bad video or label file becomes an error problem and its entries are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.labels import LabelError, Labels, fit_length, parse_annotation
+from pipeline.manifest import VideoEntry, file_hash, shard_of
+from pipeline.media import MediaError, VideoInfo, probe
+from pipeline.params import DataParams
+
+VIDEO_EXTENSIONS = (".mp4", ".avi")
+TRANSCRIPT_EXTENSIONS = (".json", ".csv")
+PERSON_SUFFIXES = ("_left", "_right")
+CROPS_DIR = "cropped_aligned"
+ANNOTATIONS_DIR = "annotations"
+IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' annotations
+PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
+LAYOUTS = ("auto", "affwild2", "folder")
+
+log = logging.getLogger("rjcma.dataset")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the dataset, naming the file. ``level``: error | warning."""
+
+    path: str
+    message: str
+    level: str = "error"
+
+    def line(self) -> str:
+        return f"{self.level}: {self.path}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One future manifest entry, before its video is opened."""
+
+    id: str
+    source: str  # video path (POSIX, as under the given root)
+    source_id: str  # stem of the video file
+    partition: str = "test"
+    label_file: str = ""
+    crops_dir: str = ""
+    transcript_file: str = ""
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found: entries (sorted by id), their labels, and every problem."""
+
+    layout: str
+    entries: list[VideoEntry] = field(default_factory=list)
+    labels: dict[str, Labels] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    infos: dict[str, VideoInfo] = field(default_factory=dict)  # by source path
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
+
+def _posix(p: Path) -> str:
+    return p.as_posix()
+
+
+def _strip_path(message: str, path: str) -> str:
+    """An exception message without its leading ``path: `` (Problem carries the path)."""
+    return message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+
+
+def detect_layout(root: Path, layout: str = "auto") -> str:
+    """``affwild2`` or ``folder`` (``auto``: affwild2 when annotations/ or cropped_aligned/ exist)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"data.layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout != "auto":
+        return layout
+    return "affwild2" if (root / ANNOTATIONS_DIR).is_dir() or (root / CROPS_DIR).is_dir() else "folder"
+
+
+def find_videos(root: Path, skip: tuple[str, ...] = ()) -> tuple[dict[str, Path], list[Problem]]:
+    """``{stem: path}`` of the video files under ``root`` (not under ``skip`` dirs or hidden dirs).
+
+    Two files with the same stem (e.g. ``a/x.mp4`` and ``b/x.avi``) are an error naming both; both
+    are left out, since either could be the one the labels mean.
+    """
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).parts
+        if rel[0] in skip or any(part.startswith(".") for part in rel):
+            continue
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+            by_stem[p.stem].append(p)
+    videos, problems = {}, []
+    for stem, paths in sorted(by_stem.items()):
+        if len(paths) > 1:
+            for p in paths:
+                others = ", ".join(_posix(o) for o in paths if o != p)
+                problems.append(Problem(_posix(p), f"video id {stem!r} collides with {others}; "
+                                        "rename one (both left out)"))
+            continue
+        videos[stem] = paths[0]
+    return videos, problems
+
+
+def partition_of(annotation: Path, annotations_root: Path) -> str | None:
+    """train | validation | test from the nearest folder name (``Train_Set`` …), else None."""
+    for part in reversed(annotation.relative_to(annotations_root).parts[:-1]):
+        low = part.lower()
+        for word, partition in PARTITION_WORDS:
+            if word in low:
+                return partition
+    return None
+
+
+def find_annotations(root: Path) -> tuple[dict[str, tuple[Path, str]], list[Problem]]:
+    """``{id: (file, partition)}`` of the VA annotation files under ``root/annotations``."""
+    ann_root = root / ANNOTATIONS_DIR
+    found: dict[str, list[tuple[Path, str]]] = defaultdict(list)
+    problems: list[Problem] = []
+    if not ann_root.is_dir():
+        return {}, problems
+    for p in sorted(ann_root.rglob("*.txt")):
+        rel = p.relative_to(ann_root).parts
+        if any(part.lower().startswith(IGNORED_ANNOTATION_PREFIXES) or part.startswith(".")
+               for part in rel[:-1]):
+            continue
+        partition = partition_of(p, ann_root)
+        if partition is None:
+            partition = "train"
+            problems.append(Problem(_posix(p), "not under a Train_Set/Validation_Set folder; "
+                                    "taken as train", "warning"))
+        found[p.stem].append((p, partition))
+    annotations = {}
+    for vid, hits in sorted(found.items()):
+        if len(hits) > 1:
+            for p, _ in hits:
+                others = ", ".join(_posix(o) for o, _ in hits if o != p)
+                problems.append(Problem(_posix(p), f"annotation id {vid!r} also in {others} "
+                                        "(both left out)"))
+            continue
+        annotations[vid] = hits[0]
+    return annotations, problems
+
+
+def _transcript(root: Path, transcripts_dir: str, *ids: str) -> str:
+    for vid in ids:
+        for ext in TRANSCRIPT_EXTENSIONS:
+            p = root / transcripts_dir / f"{vid}{ext}"
+            if p.is_file():
+                return _posix(p)
+    return ""
+
+
+def plan(root: str | Path, layout: str = "auto",
+         transcripts_dir: str = "transcripts") -> tuple[str, list[Planned], list[Problem]]:
+    """Pair videos, annotations, crops folders and transcripts without opening any video.
+
+    Returns ``(layout, planned entries sorted by id, problems)``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return layout, [], [Problem(_posix(root), "dataset root is not a directory (data.root)")]
+    layout = detect_layout(root, layout)
+    skip = (CROPS_DIR, ANNOTATIONS_DIR, transcripts_dir) if layout == "affwild2" else (transcripts_dir,)
+    videos, problems = find_videos(root, skip)
+    if not videos and not problems:
+        problems.append(Problem(_posix(root), f"no video files ({'/'.join(VIDEO_EXTENSIONS)}) found"))
+    planned: list[Planned] = []
+
+    def add(vid: str, stem: str, partition: str = "test", label: Path | None = None) -> None:
+        crops = root / CROPS_DIR / vid
+        planned.append(Planned(
+            id=vid, source=_posix(videos[stem]), source_id=stem, partition=partition,
+            label_file=_posix(label) if label else "",
+            crops_dir=_posix(crops) if layout == "affwild2" and crops.is_dir() else "",
+            transcript_file=_transcript(root, transcripts_dir, vid, stem)))
+
+    if layout == "folder":
+        for stem in videos:
+            add(stem, stem)
+    else:
+        annotations, ann_problems = find_annotations(root)
+        problems += ann_problems
+        used: set[str] = set()
+        for vid, (label, partition) in annotations.items():
+            stem = vid if vid in videos else _person_source(vid)
+            if stem not in videos:
+                problems.append(Problem(_posix(label), f"labels without a video: no {vid}"
+                                        f"{'/'.join(VIDEO_EXTENSIONS)}"
+                                        + (f" or {stem}.mp4/.avi" if stem and stem != vid else "")
+                                        + " under the dataset root"))
+                continue
+            add(vid, stem, partition, label)
+            used.add(stem)
+        crops_root = root / CROPS_DIR
+        crops = sorted(p.name for p in crops_root.iterdir() if p.is_dir()) if crops_root.is_dir() else []
+        for stem in videos:
+            if stem in used:
+                continue
+            persons = [f"{stem}{s}" for s in PERSON_SUFFIXES if f"{stem}{s}" in crops]
+            for vid in persons or [stem]:
+                add(vid, stem)
+        ids = {p.id for p in planned}
+        for name in crops:
+            if name not in ids and name not in videos:
+                problems.append(Problem(_posix(crops_root / name), "face crops without a video "
+                                        "(ignored)", "warning"))
+    planned.sort(key=lambda p: p.id)
+    return layout, planned, problems
+
+
+def _person_source(vid: str) -> str:
+    """``x`` for ``x_left`` / ``x_right``, else ""."""
+    for s in PERSON_SUFFIXES:
+        if vid.endswith(s) and len(vid) > len(s):
+            return vid[: -len(s)]
+    return ""
+
+
+def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts",
+         hash_files: bool = True, progress: bool = True) -> Scan:
+    """Plan, then probe (and hash) each source video once and read each label file.
+
+    A video that cannot be probed drops all its entries (error problem); a label file that cannot
+    be parsed, or whose row count is off the video's frame count by more than
+    ``data.label_tolerance``, drops its entry (error problem); a smaller difference is padded with
+    NaN / trimmed (warning problem).
+    """
+    layout, planned, problems = plan(root, data.layout, transcripts_dir)
+    result = Scan(layout=layout, problems=problems)
+    sources = sorted({p.source for p in planned})
+    hashes: dict[str, str] = {}
+    for src in tqdm(sources, desc="probe videos", unit="video", disable=None if progress else True):
+        try:
+            result.infos[src] = probe(src, data.count_frames)
+            if hash_files:
+                hashes[src] = file_hash(src)
+        except (MediaError, OSError) as e:
+            result.problems.append(Problem(src, _strip_path(str(e), src)))
+    for p in planned:
+        info = result.infos.get(p.source)
+        if info is None:
+            continue
+        if p.label_file:
+            try:
+                raw = parse_annotation(p.label_file)
+                n_rows = len(raw["valence"])
+                labels = fit_length(raw, info.n_frames, data.label_tolerance, p.label_file)
+            except LabelError as e:
+                result.problems.append(Problem(p.label_file, _strip_path(str(e), p.label_file)))
+                continue
+            if n_rows != info.n_frames:
+                result.problems.append(Problem(
+                    p.label_file, f"{n_rows} label rows for {info.n_frames} video frames of "
+                    f"{p.source}; {'trimmed' if n_rows > info.n_frames else 'padded with NaN'}",
+                    "warning"))
+            result.labels[p.id] = labels
+        result.entries.append(VideoEntry(
+            id=p.id, source=p.source, source_id=p.source_id, content_hash=hashes.get(p.source, ""),
+            fps=info.fps, n_frames=info.n_frames, duration=info.duration, has_audio=info.has_audio,
+            partition=p.partition, label_file=p.label_file, crops_dir=p.crops_dir,
+            transcript_file=p.transcript_file, shard=shard_of(p.id, data.shards)))
+        if not info.has_audio:
+            result.problems.append(Problem(p.source, "no audio track: audio features will be "
+                                           "silence", "warning"))
+    if planned and not result.entries:
+        result.problems.append(Problem(_posix(Path(root)), "no usable videos (see the errors above)"))
+    result.problems = _dedupe(result.problems)
+    return result
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    """Unique problems, errors first, then by path (deterministic report order)."""
+    seen = dict.fromkeys(problems)
+    return sorted(seen, key=lambda p: (p.level != "error", p.path, p.message))

@@ -1,0 +1,104 @@
+"""Cross-validation folds over the labeled videos, written to ``data/manifest/folds.json``.
+
+``{"folds": [{"train": [ids], "validation": [ids]}, ...], "test": [ids]}`` (ids sorted):
+
+- fold 0 is the official split: the train and validation partitions as the dataset gives them;
+- folds 1 .. n-1 rotate chunks of train ∪ validation: the labeled *source* videos, sorted by id,
+  are cut into n contiguous chunks of near-equal size; fold k validates on chunk k and trains on
+  the other n-1 chunks (chunk 0 is validated by no fold when fold 0 is the official split).
+  Grouping by source keeps the two people of a ``_left``/``_right`` video in one chunk (they
+  share the audio and the scene), so they never straddle train and validation;
+- ``test`` lists the test-partition videos (no labels), kept for prediction.
+
+If the dataset has no validation (or no train) partition, fold 0 is not official but chunk 0's fold.
+Deterministic: the same entries give the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import write_json
+from pipeline.manifest import VideoEntry
+
+LABELED = ("train", "validation")
+
+log = logging.getLogger("rjcma.folds")
+
+Folds = dict  # {"folds": [{"train": [...], "validation": [...]}], "test": [...]}
+
+
+class FoldsError(ValueError):
+    """Folds that cannot be made from the given videos (too few sources for the fold count)."""
+
+
+def _rotate(sources: list[str], members: dict[str, list[str]], n_chunks: int) -> list[dict]:
+    """``n_chunks`` folds: fold k validates on chunk k of the sorted sources, trains on the rest."""
+    chunks = np.array_split(np.arange(len(sources)), n_chunks)
+    folds = []
+    for chunk in chunks:
+        val_sources = {sources[i] for i in chunk}
+        val = sorted(v for s in val_sources for v in members[s])
+        train = sorted(v for s in sources if s not in val_sources for v in members[s])
+        folds.append({"train": train, "validation": val})
+    return folds
+
+
+def make_folds(entries: Iterable[VideoEntry], n_folds: int) -> Folds:
+    """The fold dict for ``entries`` (see the module docstring).
+
+    A dataset without labeled videos gives no folds (prediction only). Fewer labeled source videos
+    than folds is a :class:`FoldsError` naming ``data.folds``.
+    """
+    if n_folds < 1:
+        raise FoldsError(f"data.folds must be >= 1, got {n_folds}")
+    entries = sorted(entries, key=lambda e: e.id)
+    test = [e.id for e in entries if e.partition not in LABELED]
+    labeled = [e for e in entries if e.partition in LABELED]
+    if not labeled:
+        log.info("no labeled videos: no folds (%d test videos)", len(test))
+        return {"folds": [], "test": test}
+    members: dict[str, list[str]] = {}
+    for e in labeled:
+        members.setdefault(e.source_id, []).append(e.id)
+    sources = sorted(members)
+    official_train = [e.id for e in labeled if e.partition == "train"]
+    official_val = [e.id for e in labeled if e.partition == "validation"]
+    straddle = sorted({e.source_id for e in labeled if e.partition == "validation"}
+                      & {e.source_id for e in labeled if e.partition == "train"})
+    if straddle:
+        log.warning("official split puts people of one source video in train and validation: %s "
+                    "(kept in fold 0; folds 1.. keep them together)", ", ".join(straddle))
+    official = bool(official_val and official_train)
+    if not official:
+        log.warning("no official %s partition: fold 0 is a rotated chunk like the others",
+                    "validation" if official_train else "train")
+        if n_folds < 2:
+            raise FoldsError(f"data.folds = 1 needs an official train and validation partition; "
+                             f"the dataset has {len(official_train)} train and {len(official_val)} "
+                             "validation videos")
+    if n_folds > 1 and n_folds > len(sources):
+        raise FoldsError(f"data.folds = {n_folds} needs at least {n_folds} labeled source videos to "
+                         f"rotate, found {len(sources)}; lower data.folds")
+    rotated = _rotate(sources, members, n_folds) if n_folds > 1 else []
+    folds = [{"train": official_train, "validation": official_val} if official else rotated[0]]
+    folds += rotated[1:]
+    return {"folds": folds, "test": test}
+
+
+def write_folds(path: str | Path, folds: Folds) -> None:
+    """Atomically write ``folds.json`` (sorted keys, deterministic)."""
+    write_json(path, folds)
+
+
+def read_folds(path: str | Path) -> Folds:
+    """Read ``folds.json``; a clear error when the manifest stage has not run."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: folds file missing; run `python -m stages.manifest` first")
+    return json.loads(path.read_text())
