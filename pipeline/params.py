@@ -42,6 +42,13 @@ class DataParams:
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
 
     def __post_init__(self) -> None:
+        for key, allowed in (("layout", ("auto", "affwild2", "folder")),
+                             ("count_frames", ("auto", "header", "decode"))):
+            if getattr(self, key) not in allowed:
+                raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        if self.folds < 1 or self.label_tolerance < 0:
+            raise ParamsError(f"data.folds must be >= 1 and data.label_tolerance >= 0, got "
+                              f"{self.folds} and {self.label_tolerance}")
         expected = tuple(range(self.shards))
         if not self.shard_ids:
             object.__setattr__(self, "shard_ids", expected)
