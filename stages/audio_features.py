@@ -1,0 +1,53 @@
+"""Audio feature caches for one shard: VGGish log-mel (10 ms) + per-frame features per video.
+
+Reads each video's 16 kHz mono wav written by ``python -m stages.extract_audio`` and writes
+``data/features/audio/<shard>/<id>.h5`` (schema in docs/caches.md). With ``audio.vggish_weights``
+set, the per-frame features are VGGish embeddings; otherwise the compact mean log-mel spectrum.
+A video without an audio track gets the features of silence (and a warning). Videos whose cache
+is current (same wav source, settings and versions) are skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline import layout
+from pipeline.audio import audio_features_for, load_extractor
+from pipeline.cache import is_current, write_cache
+from pipeline.manifest import VideoEntry
+from pipeline.params import Params
+
+
+def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
+    extractor = load_extractor(params.audio)  # loads VGGish once (clear error if unavailable)
+
+    def process(entry: VideoEntry) -> str:
+        out = layout.feature_path("audio", shard, entry.id, data)
+        meta = dict(modality="audio", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
+                    extractor=extractor.name, settings=extractor.settings,
+                    versions=extractor.versions, source_hash=entry.content_hash)
+        if is_current(out, **meta):
+            return "skipped"
+        wav: Path | None = layout.wav_path(shard, entry.id, data)
+        if not wav.is_file():
+            if entry.has_audio:
+                raise FileNotFoundError(f"{wav}: wav missing for a video with audio; run "
+                                        f"`python -m stages.extract_audio --shard {shard}` first")
+            wav = None  # no audio track: defined features of silence
+        arrays, attrs = audio_features_for(wav, entry.fps, entry.n_frames, params.audio, extractor)
+        write_cache(out, arrays, attrs=attrs, **meta)
+        return "done"
+
+    return process
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.stage import shard_stage_main
+
+    return shard_stage_main("audio_features", __doc__.splitlines()[0], make_process, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
