@@ -1,0 +1,120 @@
+"""Cross-validation folds: fold 0 official, rotated chunks, _left/_right kept together."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pipeline.folds import FoldsError, make_folds, read_folds, write_folds
+from pipeline.manifest import VideoEntry
+
+
+def entry(vid: str, partition: str, source: str | None = None) -> VideoEntry:
+    return VideoEntry(id=vid, source=f"videos/{source or vid}.mp4", source_id=source or vid,
+                      content_hash="0", fps=30.0, n_frames=10, duration=1 / 3, has_audio=True,
+                      partition=partition)
+
+
+def dataset(n_train: int = 14, n_val: int = 4, n_test: int = 3) -> list[VideoEntry]:
+    """Train/validation/test videos; every 4th train video is a two-person video (x_left, x_right)."""
+    out = []
+    for i in range(n_train):
+        if i % 4 == 0:
+            out += [entry(f"t{i:02d}_left", "train", f"t{i:02d}"),
+                    entry(f"t{i:02d}_right", "train", f"t{i:02d}")]
+        else:
+            out.append(entry(f"t{i:02d}", "train"))
+    out += [entry(f"v{i}", "validation") for i in range(n_val)]
+    out += [entry("v9_left", "validation", "v9"), entry("v9_right", "validation", "v9")]
+    out += [entry(f"x{i}", "test") for i in range(n_test)]
+    return out
+
+
+def source(vid: str) -> str:
+    return vid.rsplit("_", 1)[0] if vid.endswith(("_left", "_right")) else vid
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_folds_official_then_rotated_chunks(n):
+    entries = dataset()
+    labeled = sorted(e.id for e in entries if e.partition != "test")
+    out = make_folds(entries, n)
+    assert out["test"] == ["x0", "x1", "x2"]
+    folds = out["folds"]
+    assert len(folds) == n
+    assert folds[0]["train"] == sorted(e.id for e in entries if e.partition == "train")
+    assert folds[0]["validation"] == sorted(e.id for e in entries if e.partition == "validation")
+    val_sets = []
+    for f in folds:
+        assert f["train"] == sorted(f["train"]) and f["validation"] == sorted(f["validation"])
+        assert sorted(f["train"] + f["validation"]) == labeled  # a partition of the labeled videos
+        assert f["validation"], "every fold validates on something"
+        assert not {source(v) for v in f["train"]} & {source(v) for v in f["validation"]}
+        val_sets.append(set(f["validation"]))
+    for i in range(1, n):  # rotated chunks are disjoint
+        for j in range(i + 1, n):
+            assert not val_sets[i] & val_sets[j]
+    if n > 1:  # chunks are of near-equal size (in source videos)
+        sizes = [len({source(v) for v in f["validation"]}) for f in folds[1:]]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_folds_are_deterministic_whatever_the_input_order():
+    entries = dataset()
+    shuffled = entries[:]
+    random.Random(3).shuffle(shuffled)
+    assert make_folds(entries, 6) == make_folds(shuffled, 6)
+
+
+def test_people_of_one_video_never_straddle_even_at_chunk_edges():
+    # many two-person videos so that chunk boundaries fall next to them
+    entries = [entry(f"s{i:02d}_{side}", "train" if i < 10 else "validation", f"s{i:02d}")
+               for i in range(13) for side in ("left", "right")]
+    for n in range(2, 8):
+        for f in make_folds(entries, n)["folds"][1:]:
+            assert not {source(v) for v in f["train"]} & {source(v) for v in f["validation"]}
+            assert all(f"{source(v)}_left" in f["validation"] and f"{source(v)}_right" in f["validation"]
+                       for v in f["validation"])
+
+
+def test_demo_sized_dataset_six_folds():
+    entries = [entry(f"d{i}", "train") for i in range(8)] + [entry("e0", "validation"),
+                                                              entry("e1", "validation")]
+    folds = make_folds(entries, 6)["folds"]
+    assert len(folds) == 6 and all(f["validation"] and f["train"] for f in folds)
+
+
+def test_too_few_sources_is_a_clear_error():
+    entries = [entry("a", "train"), entry("b", "train"), entry("c", "validation")]
+    with pytest.raises(FoldsError, match=r"data.folds = 6 needs at least 6 labeled source videos.*found 3"):
+        make_folds(entries, 6)
+    assert len(make_folds(entries, 1)["folds"]) == 1
+    assert len(make_folds(entries, 3)["folds"]) == 3
+
+
+def test_without_official_validation_all_folds_rotate():
+    entries = [entry(f"a{i}", "train") for i in range(7)] + [entry("z", "test")]
+    folds = make_folds(entries, 3)["folds"]
+    assert len(folds) == 3
+    vals = [set(f["validation"]) for f in folds]
+    assert set().union(*vals) == {f"a{i}" for i in range(7)}  # every video validated exactly once
+    assert sum(len(v) for v in vals) == 7
+    with pytest.raises(FoldsError, match="data.folds = 1 needs an official train and validation"):
+        make_folds(entries, 1)
+
+
+def test_unlabeled_dataset_has_no_folds_only_test():
+    out = make_folds([entry("b", "test"), entry("a", "test")], 6)
+    assert out == {"folds": [], "test": ["a", "b"]}
+
+
+def test_folds_json_round_trip(tmp_path):
+    out = make_folds(dataset(), 4)
+    write_folds(tmp_path / "m" / "folds.json", out)
+    assert read_folds(tmp_path / "m" / "folds.json") == out
+    first = (tmp_path / "m" / "folds.json").read_bytes()
+    write_folds(tmp_path / "m" / "folds.json", make_folds(dataset(), 4))
+    assert (tmp_path / "m" / "folds.json").read_bytes() == first
+    with pytest.raises(FileNotFoundError, match="stages.manifest"):
+        read_folds(tmp_path / "nope.json")
