@@ -295,6 +295,10 @@ def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts
             fps=info.fps, n_frames=info.n_frames, duration=info.duration, has_audio=info.has_audio,
             partition=p.partition, label_file=p.label_file, crops_dir=p.crops_dir,
             transcript_file=p.transcript_file, shard=shard_of(p.id, data.shards)))
+        if info.frame_count == "decoded" and info.n_frames != info.header_frames:
+            result.problems.append(Problem(p.source, f"the container says {info.header_frames} "
+                                           f"frames but {info.n_frames} decode (truncated or "
+                                           f"damaged?); using {info.n_frames}", "warning"))
         if not info.has_audio:
             result.problems.append(Problem(p.source, "no audio track: audio features will be "
                                            "silence", "warning"))

@@ -62,6 +62,7 @@ class VideoInfo:
     width: int
     height: int
     frame_count: str = "header"  # how n_frames was obtained: header | decoded
+    header_frames: int = 0  # the container's frame count (CAP_PROP_FRAME_COUNT), for reports
 
 
 def ffmpeg_exe() -> str:
@@ -155,10 +156,13 @@ def probe(path: str | Path, count: str = "auto") -> VideoInfo:
             n_frames, how = _count_frames(path), "decoded"
     if n_frames <= 0:
         raise MediaError(f"{path}: no decodable video frames")
+    if how == "decoded" and n_frames != header_count:
+        log.warning("%s: the container says %d frames, %d decode (truncated or damaged file?); "
+                    "using %d", path, header_count, n_frames, n_frames)
     duration = container if container else n_frames / fps
     return VideoInfo(fps=fps, n_frames=n_frames, duration=float(duration),
                      has_audio=bool(_AUDIO_RE.search(header)), width=width, height=height,
-                     frame_count=how)
+                     frame_count=how, header_frames=header_count)
 
 
 def write_silence(dst: str | Path, duration: float, sample_rate: int = SAMPLE_RATE) -> Path:

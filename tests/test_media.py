@@ -49,6 +49,18 @@ def test_probe_bad_video_names_file_and_reason(tmp_path, damage, reason):
     assert str(bad) in str(e.value) and reason in str(e.value)
 
 
+def test_truncated_avi_frames_are_counted_by_decoding(tmp_path, caplog):
+    good = make_video(tmp_path / "t.avi", n_frames=40, fps=10.0, with_audio=False)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # the header still says 40
+    with caplog.at_level(logging.WARNING):
+        info = probe(cut)
+    assert info.frame_count == "decoded" and info.header_frames == 40
+    assert 10 < info.n_frames < 30
+    assert "cut.avi: the container says 40 frames" in caplog.text
+    assert probe(cut, count="header").n_frames == 40  # what trusting the header would have said
+
+
 def test_probe_wav_only_file_is_not_a_video(tmp_path):
     wav = write_wav(tmp_path / "x.wav", tone(0.5), AUDIO_RATE)
     with pytest.raises(MediaError, match="no video stream"):
