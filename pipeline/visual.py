@@ -1,0 +1,157 @@
+"""Visual features: faces per frame (see :mod:`pipeline.faces`) and per-frame embeddings.
+
+Backbones (``visual.backbone``); both read the ``crop_size`` x ``crop_size`` centre crop of each
+stored face, and a frame without a face gets an all-zero embedding:
+
+- ``pixels`` (built-in default, needs no weights): the crop in grayscale (ITU-R 601 luma),
+  area-downsampled to ``pixels_size`` x ``pixels_size`` and standardised per frame (zero mean,
+  unit variance over its pixels) -> ``pixels_size**2``-d (256-d by default). A crude but honest
+  appearance feature so that a fresh machine runs end to end.
+- ``ir50``: the paper's IR-50 (:mod:`pipeline.ir50`) from ``visual.ir50_weights``; RGB crop
+  normalised with mean = std = 0.5 -> 512-d, L2-normalised.
+
+Stored per video: ``faces`` ``[n_frames, S, S, 3]`` uint8 RGB, ``face_present`` ``[n_frames]``
+bool, ``embedding`` ``[n_frames, D]`` float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.faces import iter_faces, resolve_source
+from pipeline.params import VisualParams, to_dict
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
+BACKBONES = ("pixels", "ir50")
+NORM_MEAN = 0.5  # IR-50 input normalisation (the official pipeline): (x / 255 - 0.5) / 0.5
+NORM_STD = 0.5
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> gray (ITU-R 601)
+PIXELS_STD_FLOOR = 1e-3  # pixels backbone: std floor (gray in [0, 1]) for flat images
+
+
+def centre_crop(faces: np.ndarray, crop: int) -> np.ndarray:
+    """``[B, S, S, C]`` -> the ``[B, crop, crop, C]`` centre crop (the official evaluation crop)."""
+    s = faces.shape[1]
+    if crop > s:
+        raise ValueError(f"visual.crop_size {crop} is larger than visual.face_size {s}")
+    o = (s - crop) // 2
+    return faces[:, o:o + crop, o:o + crop]
+
+
+def pixels_embed(faces: np.ndarray, present: np.ndarray, crop: int, size: int) -> np.ndarray:
+    """The built-in backbone: ``[B, S, S, 3]`` uint8 RGB -> ``[B, size * size]`` float32."""
+    gray = centre_crop(faces, crop).astype(np.float32) @ LUMA / 255.0  # [B, crop, crop]
+    out = np.zeros((len(faces), size * size), np.float32)
+    for b in np.flatnonzero(present):
+        small = cv2.resize(gray[b], (size, size), interpolation=cv2.INTER_AREA).reshape(-1)
+        out[b] = (small - small.mean()) / max(float(small.std()), PIXELS_STD_FLOOR)
+    return out
+
+
+def ir50_embed(model, faces: np.ndarray, present: np.ndarray, crop: int) -> np.ndarray:
+    """IR-50: ``[B, S, S, 3]`` uint8 RGB -> ``[B, 512]`` float32 (zeros where no face)."""
+    import torch
+
+    out = np.zeros((len(faces), model.cfg.embedding_dim), np.float32)
+    idx = np.flatnonzero(present)
+    if len(idx) == 0:
+        return out
+    x = centre_crop(faces[idx], crop).astype(np.float32) / 255.0
+    x = (x - NORM_MEAN) / NORM_STD
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # [b,3,c,c]
+        out[idx] = model(t).float().cpu().numpy()
+    return out
+
+
+@dataclass
+class VisualBackbone:
+    """A loaded backbone: ``embed(faces, present) -> [B, dim]`` plus what the cache records."""
+
+    name: str
+    dim: int
+    embed: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    versions: dict = field(default_factory=dict)
+
+
+def load_backbone(params: VisualParams) -> VisualBackbone:
+    """Build the configured backbone once (IR-50 weights are loaded here; clear errors)."""
+    versions = {"rjcma_visual": FEATURE_VERSION, "opencv": cv2.__version__, "numpy": np.__version__}
+    if params.backbone == "pixels":
+        return VisualBackbone(
+            "pixels", params.pixels_size ** 2,
+            lambda f, p: pixels_embed(f, p, params.crop_size, params.pixels_size), versions)
+    if params.backbone == "ir50":
+        import torch
+
+        from pipeline.assets import sha256_file
+        from pipeline.ir50 import IR50Config, load_ir50
+
+        model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
+        versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
+        return VisualBackbone("ir50", model.cfg.embedding_dim,
+                              lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
+    raise ValueError(f"visual.backbone must be one of {BACKBONES}, got {params.backbone!r}")
+
+
+def cache_settings(params: VisualParams) -> dict:
+    """The visual params that shape a cache's content (recorded in its attrs)."""
+    settings = to_dict(params)
+    settings.pop("batch_size", None)
+    return settings
+
+
+def crops_fingerprint(crops_dir: str | Path) -> str:
+    """A cheap content fingerprint of a crops directory: sha256 of its image names and sizes."""
+    h = hashlib.sha256()
+    with os.scandir(crops_dir) as it:
+        for name, size in sorted((e.name, e.stat().st_size) for e in it if e.is_file()):
+            h.update(f"{name}\t{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def source_hash(content_hash: str, params: VisualParams, crops_dir: str | Path | None) -> str:
+    """The video's content hash, plus the crops' fingerprint when faces come from crops."""
+    if resolve_source(params.face_source, crops_dir) == "crops" and Path(crops_dir).is_dir():
+        return f"{content_hash}+crops:{crops_fingerprint(crops_dir)}"  # type: ignore[arg-type]
+    return content_hash
+
+
+def visual_features_for(video_path: str | Path | None, n_frames: int, params: VisualParams,
+                        crops_dir: str | Path | None = None,
+                        backbone: VisualBackbone | None = None) -> tuple[dict, dict]:
+    """Visual cache content of one video, streamed in batches of ``params.batch_size`` frames.
+
+    Returns ``(arrays, attrs)``: arrays ``faces`` ``[n_frames, S, S, 3]`` uint8, ``face_present``
+    ``[n_frames]`` bool, ``embedding`` ``[n_frames, D]`` float32; attrs ``face_source`` (the
+    concrete source used), ``backbone``, ``dim``, ``faces_found``.
+    """
+    backbone = backbone or load_backbone(params)
+    s = params.face_size
+    faces = np.zeros((n_frames, s, s, 3), np.uint8)
+    present = np.zeros(n_frames, bool)
+    emb = np.zeros((n_frames, backbone.dim), np.float32)
+    i = 0
+    for f, p in iter_faces(video_path, n_frames, params, crops_dir):
+        faces[i:i + len(f)] = f
+        present[i:i + len(f)] = p
+        emb[i:i + len(f)] = backbone.embed(f, p)
+        i += len(f)
+    found = int(present.sum())
+    if n_frames and found == 0:
+        log.warning("%s: no face in any of its %d frames; embeddings are zeros",
+                    video_path or crops_dir, n_frames)
+    attrs = {"face_source": resolve_source(params.face_source, crops_dir),
+             "backbone": backbone.name, "dim": backbone.dim, "faces_found": found}
+    return {"faces": faces, "face_present": present, "embedding": emb}, attrs
