@@ -10,8 +10,10 @@ Features per frame (no learned model, no pipeline stage):
   the words within +-2 s.
 Every feature is also averaged over +-1 s (a stand-in for the TCN's temporal context). Fit on the
 training persons, report the challenge CCC (all frames of the validation persons concatenated).
+With ``--pipeline data`` the same fit also runs on the pipeline's own per-frame features (the
+feature caches, labels.h5 and fold 0 of folds.json under ``data``).
 
-    python bench/demo_learnability.py [--data data/demo]
+    python bench/demo_learnability.py [--data data/demo] [--pipeline data]
 """
 
 from __future__ import annotations
@@ -135,11 +137,8 @@ def design(items: list, combo: list[str], k: int) -> tuple[np.ndarray, np.ndarra
     return x[ok], y[ok]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data/demo"))
-    root = ap.parse_args().data
-    t0 = time.perf_counter()
+def simple_sets(root: Path) -> dict[str, list]:
+    """Train/validation persons of the demo at ``root`` with this script's simple features."""
     summary = json.loads((root / "demo.json").read_text())
     sets = {"train": [], "validation": []}
     for v in summary["videos"]:
@@ -156,10 +155,43 @@ def main() -> None:
             feats = {"visual": fv, "audio": fa, "text": ft}
             feats = {k: np.concatenate([f, smooth(f, v["fps"])], 1) for k, f in feats.items()}
             sets[v["partition"]].append((feats, labels(root / "annotations" / folder / f"{p['id']}.txt")))
-    print(f"features of {sum(map(len, sets.values()))} persons in {time.perf_counter() - t0:.1f} s")
+    return sets
+
+
+def pipeline_sets(data: Path) -> dict[str, list]:
+    """Fold 0 of the pipeline's own outputs under ``data`` (manifest, labels.h5, feature caches)."""
+    import h5py
+
+    from pipeline import layout
+    from pipeline.features import frame_features
+    from pipeline.manifest import read_manifest
+
+    entries = {e.id: e for e in read_manifest(data)}
+    fold = json.loads(layout.folds_file(data).read_text())["folds"][0]
+    sets = {"train": [], "validation": []}
+    with h5py.File(layout.labels_file(data), "r") as lab:
+        for part in sets:
+            for vid in fold[part]:
+                e = entries[vid]
+                feats = {}
+                for m in layout.MODALITIES:
+                    path = layout.feature_path(m, e.shard, vid, data)
+                    if path.exists():
+                        f = frame_features(path)
+                        feats[m] = np.concatenate([f, smooth(f, e.fps)], 1)
+                y = np.stack([lab[vid]["valence"][()], lab[vid]["arousal"][()]], 1)
+                sets[part].append((feats, y))
+    return sets
+
+
+def table(sets: dict[str, list]) -> None:
+    """Ridge fit on the training persons → challenge CCC on the validation persons, per modality set."""
+    have = set.intersection(*(set(f) for part in sets.values() for f, _ in part))
     print(f"{'features':<22}{'valence CCC':>12}{'arousal CCC':>12}   (train {len(sets['train'])}, "
           f"held-out validation {len(sets['validation'])} persons)")
     for combo in (["visual"], ["audio"], ["text"], ["audio", "visual"], ["audio", "visual", "text"]):
+        if not set(combo) <= have:
+            continue
         row = []
         for k in range(2):  # valence, arousal
             xtr, ytr = design(sets["train"], combo, k)
@@ -170,6 +202,22 @@ def main() -> None:
             w = np.linalg.solve(a.T @ a + RIDGE * len(a) * 1e-3 * np.eye(a.shape[1]), a.T @ ytr)
             row.append(ccc(np.c_[xva, np.ones(len(xva))] @ w, yva))
         print(f"{'+'.join(combo):<22}{row[0]:>12.3f}{row[1]:>12.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("data/demo"), help="the demo dataset root")
+    ap.add_argument("--pipeline", type=Path, default=None, metavar="DATA",
+                    help="also fit on the pipeline's own per-frame features of fold 0 under DATA "
+                         "(e.g. data, after the manifest and feature stages ran on the demo)")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    sets = simple_sets(args.data)
+    print(f"simple features of {sum(map(len, sets.values()))} persons in {time.perf_counter() - t0:.1f} s")
+    table(sets)
+    if args.pipeline is not None:
+        print(f"\npipeline features ({args.pipeline}, fold 0), each also averaged over +-{SMOOTH:g} s:")
+        table(pipeline_sets(args.pipeline))
 
 
 if __name__ == "__main__":
