@@ -3,14 +3,14 @@
 - :func:`load_videos` reads, for a set of video ids, each configured modality's per-frame features
   (``pipeline.features.frame_features`` of ``data/features/<modality>/<shard>/<id>.h5``) and the
   labels of ``data/manifest/labels.h5`` (NaN = unlabeled frame) into :class:`Video` records.
-- :class:`Normalizer` standardises each feature dimension with statistics of the TRAINING videos
-  only (the official code normalises validation data with its own statistics, which leaks); the
-  statistics travel in the checkpoint so that evaluation and ``predict`` apply the same transform.
+- :class:`Normalizer` holds per-dimension statistics of the TRAINING videos only (the official code
+  normalises validation data with its own statistics, which leaks); the model applies them and
+  carries them in its state dict, so evaluation and ``predict`` apply the same transform.
 - :class:`WindowDataset` serves windows of K frames (see :mod:`fusion.windows`); :func:`make_loader`
   batches them, reshuffled every epoch from a seeded generator (same seed, same batch order).
 
 Features are held in memory as float32, ``sum(D_m) * 4`` bytes per frame (Aff-Wild2 at the paper's
-sizes, 512 + 128 + 768 dims over ~2.9 M frames: ~16 GB); windows are sliced and normalised on the fly.
+sizes, 512 + 128 + 768 dims over ~2.9 M frames: ~16 GB); windows are sliced on the fly.
 """
 
 from __future__ import annotations
@@ -126,21 +126,25 @@ def _labelled_ids(path: Path) -> set[str]:
 
 @dataclass
 class Normalizer:
-    """Per-dimension standardisation ``(x - mean) / std`` of each modality's features."""
+    """Per-dimension feature statistics of the training videos: ``x -> (x - mean) / std``.
+
+    The trainer hands them to the model (``RJCMA.set_input_stats``), whose input buffers apply the
+    transform and carry it inside the checkpoint's state dict, so evaluation and ``predict`` feed raw
+    cached features.
+    """
 
     mean: dict[str, np.ndarray]  # modality -> [D_m] float32
     std: dict[str, np.ndarray]  # modality -> [D_m] float32 (>= STD_FLOOR, else 1)
 
     @classmethod
     def fit(cls, videos: Sequence[Video], modalities: Sequence[str]) -> Normalizer:
-        """Statistics over all frames of ``videos`` (the training partition only)."""
+        """Statistics over all frames of ``videos`` (the training partition only), float64 sums."""
         if not videos:
             raise DataError("cannot fit feature statistics on zero training videos")
         mean, std = {}, {}
+        n = sum(v.n_frames for v in videos)
         for m in modalities:
-            n = sum(v.n_frames for v in videos)
-            s = sum(v.features[m].sum(0, dtype=np.float64) for v in videos)
-            mu = s / n
+            mu = sum(v.features[m].sum(0, dtype=np.float64) for v in videos) / n
             var = sum(((v.features[m] - mu) ** 2).sum(0, dtype=np.float64) for v in videos) / n
             sd = np.sqrt(var)
             mean[m] = mu.astype(np.float32)
@@ -157,16 +161,6 @@ class Normalizer:
         """``[..., D_m]`` → standardised float32 ``[..., D_m]``."""
         return ((x - self.mean[modality]) / self.std[modality]).astype(np.float32, copy=False)
 
-    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
-        """``{modality: {"mean": [D], "std": [D]}}`` tensors (checkpoint-safe, weights_only)."""
-        return {m: {"mean": torch.from_numpy(self.mean[m].copy()),
-                    "std": torch.from_numpy(self.std[m].copy())} for m in self.mean}
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, dict[str, torch.Tensor]]) -> Normalizer:
-        return cls({m: s["mean"].numpy().astype(np.float32) for m, s in state.items()},
-                   {m: s["std"].numpy().astype(np.float32) for m, s in state.items()})
-
 
 def feature_dims(videos: Sequence[Video]) -> dict[str, int]:
     """``{modality: D_m}``, checked to agree across videos."""
@@ -181,15 +175,18 @@ def feature_dims(videos: Sequence[Video]) -> dict[str, int]:
 class WindowDataset(Dataset):
     """Windows of ``window`` frames (stride ``stride``) over ``videos``.
 
-    Item ``i`` is a dict: ``features`` {modality: ``[K, D_m]`` float32, normalised, zero-padded},
-    ``target`` ``[K, C]`` float32 (NaN on unlabeled and padded frames), ``mask`` ``[K]`` bool
-    (False on padding), ``video`` (index into ``videos``) and ``start`` (first frame).
+    Item ``i`` is a dict: ``features`` {modality: ``[K, D_m]`` float32, raw cached values, padded
+    past the video's end with ``pad[modality]`` ``[D_m]`` (zeros when None; the trainer pads with the
+    training mean, which the model's input standardisation maps to 0)}, ``target`` ``[K, C]``
+    float32 (NaN on unlabeled and padded frames), ``mask`` ``[K]`` bool (False on padding),
+    ``video`` (index into ``videos``) and ``start`` (first frame).
     """
 
-    def __init__(self, videos: Sequence[Video], window: int, stride: int, norm: Normalizer):
+    def __init__(self, videos: Sequence[Video], window: int, stride: int,
+                 pad: dict[str, np.ndarray] | None = None):
         self.videos = list(videos)
         self.window = window
-        self.norm = norm
+        self.pad = pad or {}
         self.index = [(i, int(s)) for i, v in enumerate(self.videos)
                       for s in window_starts(v.n_frames, window, stride)]
 
@@ -202,8 +199,9 @@ class WindowDataset(Dataset):
         n = min(self.window, video.n_frames - start)
         feats = {}
         for m, x in video.features.items():
-            w = np.zeros((self.window, x.shape[1]), np.float32)
-            w[:n] = self.norm.apply(m, x[start:start + n])
+            w = np.empty((self.window, x.shape[1]), np.float32)
+            w[:n] = x[start:start + n]
+            w[n:] = self.pad.get(m, 0.0)
             feats[m] = torch.from_numpy(w)
         target = np.full((self.window, video.labels.shape[1]), np.nan, np.float32)
         target[:n] = video.labels[start:start + n]

@@ -154,6 +154,7 @@ class TrainParams:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision on CUDA
     num_workers: int = 0
+    threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest for small models)
 
 
 @dataclass(frozen=True)

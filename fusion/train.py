@@ -1,0 +1,201 @@
+"""The trainer: fit RJCMA on cached per-frame features, select on validation CCC.
+
+The paper's recipe (params ``train``): Adam (weight decay 1e-3), batches of 12 windows reshuffled
+every epoch, lr 1e-5 with linear warm-up over ``warmup_epochs``, then reduce-on-plateau on the
+validation CCC (patience 5, factor 0.1, min lr 1e-8), at most 100 epochs, early stopping after
+``early_stop`` epochs without improvement, and the best epoch's weights restored at the end.
+The loss is the mean over windows of ``1 - CCC`` (per target); the selection metric is the CCC over
+all validation frames concatenated after stitching (the challenge protocol), averaged over targets.
+
+One target per model by default (the paper trains valence and arousal separately); with
+``train.joint`` one model has an output per target. On CUDA the forward pass runs under float16
+autocast with a GradScaler (``train.amp``); on CPU a fixed ``train.seed`` repeats a run exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fusion.ccc import ccc_loss
+from fusion.data import Normalizer, Video, WindowDataset, feature_dims, make_loader
+from fusion.evaluate import autocast, partition_metrics, predict_videos
+from fusion.lr import Plateau, warmup_lr
+from fusion.model import RJCMA
+from pipeline.params import FusionParams, TrainParams
+
+JOINT_TARGET = "both"  # the target name of a joint (multi-output) run
+
+log = logging.getLogger("rjcma.train")
+
+
+@dataclass
+class TrainResult:
+    """What a finished run hands back; ``model`` holds the best epoch's weights."""
+
+    model: RJCMA
+    targets: tuple[str, ...]
+    history: list[dict]  # one row per epoch, see fusion.curves
+    best_epoch: int  # 1-based
+    val_metrics: dict  # fusion.evaluate.partition_metrics of the best epoch
+    val_preds: dict[str, np.ndarray]  # video id -> [T, n_targets] of the best epoch
+    stopped: str  # why training ended: "epochs" | "early stop"
+
+
+def run_targets(train: TrainParams, target: str) -> tuple[str, ...]:
+    """The model outputs of a run named ``target``: one target, or all of them for ``both``.
+
+    ``both`` requires ``train.joint``; a single target requires it to be off and to be listed in
+    ``train.targets``.
+    """
+    if target == JOINT_TARGET:
+        if not train.joint:
+            raise ValueError(f"target {JOINT_TARGET!r} needs train.joint: true")
+        return tuple(train.targets)
+    if train.joint:
+        raise ValueError(f"train.joint is true: the run's target is {JOINT_TARGET!r}, not {target!r}")
+    if target not in train.targets:
+        raise ValueError(f"unknown target {target!r}; train.targets = {list(train.targets)}")
+    return (target,)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; ``cpu`` / ``cuda`` as asked (cuda must exist)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device = cuda but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"train.device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch CPU threads (0: leave torch's setting), restored afterwards."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def train_model(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Video],
+                val_videos: Sequence[Video], targets: Sequence[str],
+                on_epoch: Callable[[list[dict]], None] | None = None) -> TrainResult:
+    """Train one model on ``train_videos`` and select its epoch on ``val_videos``.
+
+    Videos carry labels for exactly ``targets`` (columns in order) and features for every modality
+    of ``fusion.modalities``. ``on_epoch(history)`` is called after every epoch (e.g. to write the
+    curves so far).
+    """
+    with torch_threads(train.threads):
+        return _train(fusion, train, train_videos, val_videos, targets, on_epoch)
+
+
+def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Video],
+           val_videos: Sequence[Video], targets: Sequence[str],
+           on_epoch: Callable[[list[dict]], None] | None) -> TrainResult:
+    if not train_videos or not val_videos:
+        raise ValueError(f"need training and validation videos, got {len(train_videos)} "
+                         f"and {len(val_videos)}")
+    for v in list(train_videos) + list(val_videos):
+        if v.labels.shape[1] != len(targets):
+            raise ValueError(f"video {v.id}: {v.labels.shape[1]} label columns for targets {list(targets)}")
+    modalities = list(fusion.modalities)
+    dims = feature_dims(list(train_videos) + list(val_videos))
+    device = resolve_device(train.device)
+    use_amp = train.amp and device.type == "cuda"
+
+    torch.manual_seed(train.seed)
+    norm = Normalizer.fit(train_videos, modalities) if fusion.normalize else Normalizer.identity(dims)
+    model = RJCMA(fusion, {m: dims[m] for m in modalities}, len(targets))
+    model.set_input_stats(norm.mean, norm.std)
+    model.to(device)
+    loader = make_loader(WindowDataset(train_videos, fusion.window, fusion.stride, pad=norm.mean),
+                         train.batch_size, shuffle=True, seed=train.seed, num_workers=train.num_workers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    plateau = Plateau(lr=train.lr, factor=train.plateau_factor, patience=train.plateau_patience,
+                      min_lr=train.min_lr)
+    warmup_steps = train.warmup_epochs * len(loader)
+    log.info("training %s on %d videos (%d windows), validating on %d videos; %s, %d parameters",
+             "+".join(targets), len(train_videos), len(loader.dataset), len(val_videos), device,
+             sum(p.numel() for p in model.parameters()))
+
+    history: list[dict] = []
+    best_score, best_epoch, best_state = -math.inf, 0, _state_copy(model)
+    best_metrics: dict = {}
+    best_preds: dict[str, np.ndarray] = {}
+    stopped, step, since_best = "epochs", 0, 0
+    for epoch in range(1, train.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        total, count, lr = 0.0, 0, plateau.lr
+        bar = tqdm(loader, desc=f"epoch {epoch}/{train.epochs}", unit="batch", leave=False, disable=None)
+        for batch in bar:
+            lr = warmup_lr(step, warmup_steps, plateau.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            inputs = {m: x.to(device, non_blocking=True) for m, x in batch["features"].items()}
+            target = batch["target"].to(device)  # [B, K, C], NaN = unlabeled or padding
+            with autocast(device, use_amp):
+                pred = model(inputs)  # [B, K, C]
+            loss = ccc_loss(pred.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            total += loss.item() * len(target)
+            count += len(target)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+        preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size, use_amp)
+        metrics = partition_metrics(val_videos, preds, targets)
+        score = metrics["ccc_mean"]
+        improved = not math.isnan(score) and score > best_score
+        if improved:
+            best_score, best_epoch, best_state = score, epoch, _state_copy(model)
+            best_metrics, best_preds, since_best = metrics, preds, 0
+        else:
+            since_best += 1
+        if epoch >= train.warmup_epochs:
+            plateau.step(score)
+        row = {"epoch": epoch, "lr": lr, "train_loss": total / max(count, 1), "val_ccc": score}
+        row.update({f"val_ccc_{t}": metrics["ccc"][t] for t in targets})
+        row["best"] = improved
+        history.append(row)
+        log.info("epoch %d: lr %.2e, train loss %.4f, val CCC %.4f%s (%.1f s)", epoch, lr,
+                 row["train_loss"], score, " *" if improved else "", time.perf_counter() - t0)
+        if on_epoch is not None:
+            on_epoch(history)
+        if train.early_stop and since_best >= train.early_stop:
+            stopped = "early stop"
+            log.info("early stop: no validation improvement for %d epochs", since_best)
+            break
+    if best_epoch == 0:  # validation CCC was never defined: keep the last epoch
+        best_epoch, best_state = len(history), _state_copy(model)
+        best_preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size,
+                                    use_amp)
+        best_metrics = partition_metrics(val_videos, best_preds, targets)
+        log.warning("validation CCC was undefined in every epoch; keeping the last epoch's weights")
+    model.load_state_dict(best_state)
+    model.eval()
+    log.info("best epoch %d: validation CCC %s", best_epoch,
+             ", ".join(f"{t} {best_metrics['ccc'][t]:.4f}" for t in targets))
+    return TrainResult(model=model, targets=tuple(targets), history=history, best_epoch=best_epoch,
+                       val_metrics=best_metrics, val_preds=best_preds, stopped=stopped)

@@ -1,0 +1,135 @@
+"""Stage ``train``: fit the fusion model of one fold and target on the cached features.
+
+    python -m stages.train --fold 0 --target valence [--params params.yaml] [--data data] [--out results]
+
+Reads ``<data>/manifest/{videos.json,labels.h5,folds.json}`` and the feature caches of the modalities
+in ``fusion.modalities``; writes ``<out>/train/<fold>-<target>/``:
+
+- ``checkpoint.pt``: state dict + config (see fusion/checkpoint.py; ``torch.load(weights_only=True)``),
+- ``curves.csv`` / ``curves.json`` / ``curves.png``: lr, train loss and validation CCC per epoch,
+- ``metrics.json``: validation CCC (all frames concatenated, per target, their mean, per video),
+- ``predictions/<video>.csv``: per-frame predictions and labels of the validation videos.
+
+The target is ``valence`` or ``arousal`` (one model each, the paper), or ``both`` when
+``train.joint`` is true. The run directory is built beside the final one and swapped in at the end,
+so an interrupted run never leaves a partial result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fusion.checkpoint import save_checkpoint
+from fusion.curves import plot_curves, write_curves
+from fusion.data import load_videos
+from fusion.evaluate import write_predictions
+from fusion.train import JOINT_TARGET, run_targets, train_model
+from pipeline import layout
+from pipeline.atomic import write_json
+from pipeline.params import load_params
+from pipeline.stage import setup_logging, stage_parser
+
+log = logging.getLogger("rjcma.stages.train")
+
+
+def read_fold(data_root: Path, fold: int) -> tuple[list[str], list[str]]:
+    """(train ids, validation ids) of ``fold`` from ``folds.json``; clear errors naming the file."""
+    path = layout.folds_file(data_root)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: folds file missing; run `python -m stages.manifest` first")
+    folds = json.loads(path.read_text()).get("folds", [])
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"{path}: fold {fold} requested but the file has {len(folds)} fold(s)")
+    split = folds[fold]
+    if not split.get("train") or not split.get("validation"):
+        raise ValueError(f"{path}: fold {fold} needs non-empty 'train' and 'validation' lists")
+    return list(split["train"]), list(split["validation"])
+
+
+def _finite(obj):
+    """``obj`` with NaN floats as None (strict JSON; a CCC is undefined for a constant label)."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    return obj
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace directory ``final`` by ``tmp`` (old results removed only once the new are complete)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = stage_parser("python -m stages.train", __doc__.split("\n\n")[0], shard=False)
+    p.add_argument("--fold", type=int, required=True, help="fold index in folds.json (0 = official split)")
+    p.add_argument("--target", required=True,
+                   help=f"valence | arousal | {JOINT_TARGET} (with train.joint: true)")
+    p.add_argument("--out", default=str(layout.RESULTS), help="results directory (default: %(default)s)")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    t0 = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        data = Path(args.data)
+        targets = run_targets(params.train, args.target)
+        train_ids, val_ids = read_fold(data, args.fold)
+        modalities = list(params.fusion.modalities)
+        train_videos = load_videos(train_ids, modalities, targets, data, desc="load train")
+        val_videos = load_videos(val_ids, modalities, targets, data, desc="load validation")
+    except Exception as e:
+        log.error("train: %s", e)
+        log.debug("traceback", exc_info=True)
+        return 2
+
+    final = layout.train_dir(args.fold, args.target, Path(args.out))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    title = f"fold {args.fold}, {args.target}"
+    try:
+        result = train_model(params.fusion, params.train, train_videos, val_videos, targets,
+                             on_epoch=lambda rows: write_curves(tmp, rows))
+        m = result.val_metrics
+        info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
+                "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}
+        save_checkpoint(tmp / "checkpoint.pt", result.model, targets=targets, params=params, info=info)
+        plot_curves(tmp / "curves.png", result.history, title=title)
+        write_predictions(tmp / "predictions", val_videos, result.val_preds, targets)
+        write_json(tmp / "metrics.json", _finite({
+            "fold": args.fold, "target": args.target, "targets": list(targets),
+            "val_ccc": m["ccc_mean"], "ccc": m["ccc"], "per_video": m["per_video"],
+            "labelled_frames": m["labelled_frames"], "frames": m["frames"],
+            "best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped": result.stopped,
+            "train_videos": len(train_videos), "validation_videos": len(val_videos),
+        }))
+        _swap_in(tmp, final)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        log.error("train: %s", e)
+        log.debug("traceback", exc_info=True)
+        return 1
+    log.info("train %s: best epoch %d of %d, validation CCC %s -> %s (%.1f s)", title, result.best_epoch,
+             len(result.history), ", ".join(f"{t} {v:.4f}" for t, v in m["ccc"].items()), final,
+             time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
