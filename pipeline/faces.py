@@ -9,10 +9,11 @@ False (masked later, never dropped: dropping is what misaligns the official pipe
 - ``frames``: the video is already a face crop (e.g. a webcam close-up): each decoded frame's
   centre square, resized.
 - ``detect``: OpenCV's Haar frontal-face cascade (shipped by ``opencv-python-headless`` < 5) on a
-  grayscale frame downscaled to ``detect_width``; the largest face is tracked with a moving
-  average of its box (a jump to a different place restarts the average) and held for
-  ``detect_hold`` frames when the detector misses it; the crop is square, widened by
-  ``detect_margin``, black outside the frame.
+  grayscale frame downscaled to ``detect_width``, every ``detect_every`` frames and whenever the
+  face is lost; in between, only a small region around the tracked face is searched (several
+  times cheaper). The largest face is tracked with a moving average of its box (a jump to a
+  different place restarts the average) and held for ``detect_hold`` frames when the detector
+  misses it; the crop is square, widened by ``detect_margin``, black outside the frame.
 - ``auto``: ``crops`` when the video has a crops directory, else ``detect``.
 
 Videos are decoded once, frame by frame (memory independent of the video's length apart from the
@@ -39,6 +40,9 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 DETECT_SCALE_FACTOR = 1.1  # Haar image-pyramid step
 DETECT_MIN_NEIGHBORS = 5  # Haar: overlapping hits needed to accept a face
 TRACK_RESET_IOU = 0.3  # a detection overlapping the tracked box less than this restarts the track
+ROI_FACTOR = 2.0  # between full detections, search a square of this many face sides around the face
+ROI_PIXELS = 160  # ... downscaled to at most this side
+ROI_SIZE_RANGE = 1.5  # ... for faces between 1/1.5 and 1.5 times the tracked size
 
 
 class VideoError(RuntimeError):
@@ -208,23 +212,57 @@ def load_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_largest(frame_bgr: np.ndarray, cascade: cv2.CascadeClassifier, width: int,
-                   min_face: float) -> np.ndarray | None:
-    """The largest frontal face in a BGR frame as ``(cx, cy, side)`` in frame pixels, or None."""
-    h, w = frame_bgr.shape[:2]
-    scale = min(1.0, width / w)
-    gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    m = max(1, int(min_face * gray.shape[0]))
+def _largest(gray: np.ndarray, cascade: cv2.CascadeClassifier, min_side: int,
+             max_side: int = 0) -> np.ndarray | None:
+    """The largest Haar detection in ``gray`` (already equalised) as ``(cx, cy, side)``, or None."""
+    max_size = (max_side, max_side) if max_side else (0, 0)  # (0, 0): no maximum
     dets = cascade.detectMultiScale(gray, scaleFactor=DETECT_SCALE_FACTOR,
-                                    minNeighbors=DETECT_MIN_NEIGHBORS, minSize=(m, m))
+                                    minNeighbors=DETECT_MIN_NEIGHBORS,
+                                    minSize=(min_side, min_side), maxSize=max_size)
     if len(dets) == 0:
         return None
     x, y, bw, bh = max((tuple(d) for d in dets), key=lambda d: (d[2] * d[3], -d[0], -d[1]))
-    return np.array([(x + bw / 2) / scale, (y + bh / 2) / scale, max(bw, bh) / scale], np.float64)
+    return np.array([x + bw / 2, y + bh / 2, max(bw, bh)], np.float64)
+
+
+def _gray(frame_bgr: np.ndarray, scale: float) -> np.ndarray:
+    gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+    if scale < 1.0:
+        h, w = gray.shape
+        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return cv2.equalizeHist(gray)
+
+
+def detect_largest(frame_bgr: np.ndarray, cascade: cv2.CascadeClassifier, width: int,
+                   min_face: float) -> np.ndarray | None:
+    """The largest frontal face in a BGR frame as ``(cx, cy, side)`` in frame pixels, or None.
+
+    The frame is downscaled to ``width`` (never up); faces smaller than ``min_face`` x the frame
+    height are ignored.
+    """
+    scale = min(1.0, width / frame_bgr.shape[1])
+    gray = _gray(frame_bgr, scale)
+    box = _largest(gray, cascade, max(1, int(min_face * gray.shape[0])))
+    return None if box is None else box / scale
+
+
+def detect_near(frame_bgr: np.ndarray, cascade: cv2.CascadeClassifier,
+                box: np.ndarray) -> np.ndarray | None:
+    """Search for the tracked face only around ``box`` (``ROI_FACTOR`` x its side, faces of
+    ``1 / ROI_SIZE_RANGE`` .. ``ROI_SIZE_RANGE`` x its size): a fraction of a full detection's cost."""
+    h, w = frame_bgr.shape[:2]
+    half = box[2] * ROI_FACTOR / 2
+    x0, y0 = max(0, int(box[0] - half)), max(0, int(box[1] - half))
+    x1, y1 = min(w, int(box[0] + half) + 1), min(h, int(box[1] + half) + 1)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    scale = min(1.0, ROI_PIXELS / max(x1 - x0, y1 - y0))
+    gray = _gray(frame_bgr[y0:y1, x0:x1], scale)
+    side = box[2] * scale
+    found = _largest(gray, cascade, max(1, int(side / ROI_SIZE_RANGE)),
+                     int(side * ROI_SIZE_RANGE) + 1)
+    return None if found is None else found / scale + np.array([x0, y0, 0.0])
 
 
 def crop_box(frame_bgr: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:
@@ -244,6 +282,8 @@ def crop_box(frame_bgr: np.ndarray, box: np.ndarray, margin: float, size: int) -
 
 def _detect_items(video: Path, n_frames: int, params: VisualParams,
                   ) -> Iterator[tuple[np.ndarray, bool]]:
+    if params.detect_every < 1:
+        raise ValueError(f"visual.detect_every must be >= 1, got {params.detect_every}")
     cascade = load_cascade()
     tracker = FaceTracker(smooth=params.detect_smooth, hold=params.detect_hold)
     size = params.face_size
@@ -252,8 +292,13 @@ def _detect_items(video: Path, n_frames: int, params: VisualParams,
         decoded += 1
         if decoded > n_frames:
             continue
-        box = tracker.update(detect_largest(frame, cascade, params.detect_width,
-                                            params.detect_min_face))
+        det = None
+        full = tracker.box is None or (decoded - 1) % params.detect_every == 0
+        if not full:
+            det = detect_near(frame, cascade, tracker.box)  # type: ignore[arg-type]
+        if det is None:
+            det = detect_largest(frame, cascade, params.detect_width, params.detect_min_face)
+        box = tracker.update(det)
         if box is None:
             yield np.zeros((size, size, 3), np.uint8), False
         else:

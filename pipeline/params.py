@@ -82,6 +82,7 @@ class VisualParams:
     detect_margin: float = 0.1  # the detected box is widened by this fraction on every side
     detect_smooth: float = 0.5  # weight of a new detection in the box's moving average (1 = none)
     detect_hold: int = 15  # frames the last box is held when the detector misses the face
+    detect_every: int = 10  # full-frame detection every N frames; in between, around the face only
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pipeline.faces import (
     box_iou,
     crop_box,
     detect_largest,
+    detect_near,
     iter_faces,
     iter_video_frames,
     load_cascade,
@@ -88,7 +89,11 @@ def test_detects_and_tracks_a_real_face(tmp_path):
     frame = next(iter_video_frames(video))
     box = detect_largest(frame, cascade, width=160, min_face=0.1)  # detection on a 2x downscale
     assert box is not None and box_iou(box, FACE_IN_FRAME) > 0.6
-    params = VisualParams(face_source="detect", batch_size=5)
+    # between full detections the tracker searches only around the face it follows
+    near = detect_near(frame, cascade, FACE_IN_FRAME + [12.0, -8.0, 10.0])
+    assert near is not None and box_iou(near, FACE_IN_FRAME) > 0.6
+    assert detect_near(frame, cascade, np.array([20.0, 20.0, 30.0])) is None  # no face there
+    params = VisualParams(face_source="detect", batch_size=5, detect_every=4)
     faces, present = _collect(video, N, params)
     assert present.all()
     # the crop shows the face: it correlates with the photo's face cropped the same way
