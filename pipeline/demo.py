@@ -133,6 +133,11 @@ SWAY_PERIODS = (7.0, 5.0)  # seconds, x and y
 JITTER = (0.0, 0.05)  # per-frame head jitter (std, fraction of FRAME_SIZE) at arousal -1 .. +1
 BLINK_PROB = 0.02  # per frame
 CROP_SCALE = 2.7  # crop side / R, centred on the head
+EYE_WHITE, IRIS_COLOR = (245, 245, 245), (40, 30, 20)  # BGR
+NOSE_COLOR, LIP_COLOR, MOUTH_INSIDE = (70, 90, 130), (50, 50, 150), (30, 20, 60)
+HAND_EDGE = (60, 80, 110)
+SKIN_BASE, SKIN_JITTER = (120, 160, 205), 30  # BGR; per identity
+BACKGROUND_RANGE, HAIR_RANGE, SHIRT_RANGE = (60, 200), (10, 90), (40, 220)  # per BGR channel
 VIDEO_CRF = 32
 
 
@@ -253,19 +258,19 @@ def plan_videos(cfg: DemoConfig) -> list[VideoPlan]:
         source = f"demo{k + 1:02d}"
         seconds = cfg.seconds * rng.uniform(1 - DURATION_JITTER, 1 + DURATION_JITTER)
         n_frames = max(2, round(seconds * cfg.fps))
-        background = tuple(int(c) for c in rng.integers(60, 200, 3))
+        background = tuple(int(c) for c in rng.integers(*BACKGROUND_RANGE, 3))
         ids = [source] if n_persons == 1 else [f"{source}_left", f"{source}_right"]
         persons = []
         for j, pid in enumerate(ids):
             valence, arousal = independent_pair(rng, n_frames, cfg.fps)
-            skin = tuple(int(c) for c in np.array([120, 160, 205]) + rng.integers(-30, 31, 3))
+            skin = tuple(int(c) for c in np.array(SKIN_BASE) + rng.integers(-SKIN_JITTER, SKIN_JITTER + 1, 3))
             persons.append(Person(
                 id=pid,
                 voice=VOICES[(k + j) % len(VOICES)],
                 pitch_offset=int(rng.integers(-PITCH_JITTER, PITCH_JITTER + 1)),
                 skin=skin,
-                hair=tuple(int(c) for c in rng.integers(10, 90, 3)),
-                shirt=tuple(int(c) for c in rng.integers(40, 220, 3)),
+                hair=tuple(int(c) for c in rng.integers(*HAIR_RANGE, 3)),
+                shirt=tuple(int(c) for c in rng.integers(*SHIRT_RANGE, 3)),
                 width=float(rng.uniform(*FACE_WIDTH)),
                 valence=valence,
                 arousal=arousal,
@@ -414,14 +419,14 @@ def draw_person(canvas: np.ndarray, person: Person, pose: Pose) -> None:
     eh = (EYE_H[0] if pose.blink else lerp(EYE_H, ua)) * r
     for side in (-1, 1):
         ex, ey = cx + side * EYE_DX * r, cy + EYE_Y * r
-        cv2.ellipse(canvas, _pt(ex, ey), ax(EYE_W * r, eh), 0, 0, 360, (245, 245, 245), -1, aa, SHIFT)
+        cv2.ellipse(canvas, _pt(ex, ey), ax(EYE_W * r, eh), 0, 0, 360, EYE_WHITE, -1, aa, SHIFT)
         iris = IRIS * r
-        cv2.ellipse(canvas, _pt(ex, ey), ax(iris, min(eh, iris)), 0, 0, 360, (40, 30, 20), -1, aa, SHIFT)
+        cv2.ellipse(canvas, _pt(ex, ey), ax(iris, min(eh, iris)), 0, 0, 360, IRIS_COLOR, -1, aa, SHIFT)
         by = ey - lerp(BROW_GAP, ua) * r
         cv2.line(canvas, _pt(ex - BROW_W * r, by), _pt(ex + BROW_W * r, by), person.hair,
                  max(1, round(0.07 * r)), aa, SHIFT)
     # nose
-    cv2.line(canvas, _pt(cx, cy - 0.05 * r), _pt(cx - 0.06 * r, cy + 0.2 * r), (70, 90, 130), 1, aa, SHIFT)
+    cv2.line(canvas, _pt(cx, cy - 0.05 * r), _pt(cx - 0.06 * r, cy + 0.2 * r), NOSE_COLOR, 1, aa, SHIFT)
     # mouth (valence: corner lift; speech: opening)
     mx, my, mw = cx, cy + MOUTH_Y * r, MOUTH_W * r
     lift = MOUTH_LIFT * r * pose.valence
@@ -429,18 +434,17 @@ def draw_person(canvas: np.ndarray, person: Person, pose: Pose) -> None:
     upper = [(mx + x * mw, my - lift * x * x + lift * 0.5) for x in xs]
     drop = MOUTH_OPEN * r * pose.mouth_open
     lower = [(mx + x * mw, y + drop * (1 - x * x)) for x, (_, y) in zip(xs, upper)]
-    lip = (50, 50, 150)
     if drop > 0.5:
         poly = np.array([_pt(*p) for p in upper + lower[::-1]], np.int32)
-        cv2.fillPoly(canvas, [poly], (30, 20, 60), aa, SHIFT)
-        cv2.polylines(canvas, [np.array([_pt(*p) for p in lower], np.int32)], False, lip,
+        cv2.fillPoly(canvas, [poly], MOUTH_INSIDE, aa, SHIFT)
+        cv2.polylines(canvas, [np.array([_pt(*p) for p in lower], np.int32)], False, LIP_COLOR,
                       max(1, round(0.06 * r)), aa, SHIFT)
-    cv2.polylines(canvas, [np.array([_pt(*p) for p in upper], np.int32)], False, lip,
+    cv2.polylines(canvas, [np.array([_pt(*p) for p in upper], np.int32)], False, LIP_COLOR,
                   max(1, round(0.08 * r)), aa, SHIFT)
     if pose.occluded:  # a hand in front of the face: no usable face, no crop
         x0, y0 = int(cx - 0.9 * r), int(cy - 0.5 * r)
         cv2.rectangle(canvas, (x0, y0), (x0 + int(1.8 * r), y0 + int(1.4 * r)), person.skin, -1)
-        cv2.rectangle(canvas, (x0, y0), (x0 + int(1.8 * r), y0 + int(1.4 * r)), (60, 80, 110), 1)
+        cv2.rectangle(canvas, (x0, y0), (x0 + int(1.8 * r), y0 + int(1.4 * r)), HAND_EDGE, 1)
 
 
 def crop(canvas: np.ndarray, pose: Pose, size: int) -> np.ndarray:
