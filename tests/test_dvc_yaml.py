@@ -18,7 +18,7 @@ import ast
 import dataclasses
 import re
 import shutil
-import typing
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ from pipeline.params import Params, load_params
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "stages", "fusion")
 SECTIONS = {f.name for f in dataclasses.fields(Params)}
-SECTION_CLASSES = {tp.__name__: name for name, tp in typing.get_type_hints(Params).items()}
 ALL_SECTIONS_CALLS = {"to_dict", "asdict"}  # to_dict(params) serialises every section
 CMD_MODULE = re.compile(r"python -m (stages\.\w+)")
 
@@ -98,6 +97,7 @@ def module_closure(module: str, root: Path) -> set[Path]:
 
 
 PARAMS_ANNOTATIONS = {"Params", "params.Params", "pipeline.params.Params"}
+MODULE_LEVEL = ""  # the unit name of a module's top-level statements
 
 
 def _call_name(node: ast.Call) -> str:
@@ -121,15 +121,14 @@ def _scope_holders(fn: ast.AST, outer: set[str]) -> set[str]:
     return holders
 
 
-def params_read(path: Path) -> set[str]:
-    """Params a module reads: ``"section"`` (whole section) or ``"section.key"``.
+def params_read(node: ast.AST) -> set[str]:
+    """Params a piece of code reads: ``"section"`` (whole section) or ``"section.key"``.
 
     A Params holder is a name bound by ``x = load_params(...)``, annotated ``Params``, or called
     ``params`` (the project's convention), per function scope; ``<holder>.<section>.<key>`` is a key
-    read, any other use of ``<holder>.<section>`` a whole-section read, ``to_dict(<holder>)`` reads
-    everything, and importing a section dataclass (``FusionParams``) reads that whole section.
+    read, any other use of ``<holder>.<section>`` (e.g. passing the section on) a whole-section
+    read, and ``to_dict(<holder>)`` reads every section.
     """
-    tree = ast.parse(path.read_text(), str(path))
     reads: set[str] = set()
 
     def is_holder(node: ast.AST, holders: set[str]) -> bool:
@@ -149,8 +148,6 @@ def params_read(path: Path) -> set[str]:
                     reads.add(f"{child.attr}.{node.attr}")
                 else:
                     reads.add(child.attr)
-            elif isinstance(child, ast.ImportFrom) and (child.module or "").endswith("params"):
-                reads.update(SECTION_CLASSES[a.name] for a in child.names if a.name in SECTION_CLASSES)
             elif isinstance(child, ast.Call) and _call_name(child) in ALL_SECTIONS_CALLS:
                 if any(is_holder(a, holders) for a in child.args):
                     reads.update(SECTIONS)
@@ -164,7 +161,108 @@ def params_read(path: Path) -> set[str]:
                     holders |= names
             visit(child, holders)
 
-    visit(tree, {"params"})
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        visit(ast.Module(body=[node], type_ignores=[]), {"params"})
+    else:
+        visit(node, {"params"})
+    return reads
+
+
+@dataclass
+class ModuleInfo:
+    """A project module split into units: each top-level def/class, and its top-level statements."""
+
+    name: str
+    units: dict[str, ast.AST]  # def/class name (or MODULE_LEVEL) -> code
+    bindings: dict[str, tuple[str, str | None]]  # imported name -> (module, attribute or None)
+
+
+def _absolute(module: str | None, level: int, package: list[str]) -> str:
+    if not level:
+        return module or ""
+    base = package[: len(package) - level + 1]
+    return ".".join(base + ([module] if module else []))
+
+
+def module_info(module: str, root: Path) -> ModuleInfo:
+    path = module_path(module, root)
+    assert path is not None, f"{module}: no such project module under {root}"
+    tree = ast.parse(path.read_text(), str(path))
+    package = list(path.relative_to(root).parts[:-1])
+    units: dict[str, ast.AST] = {}
+    top = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            units[stmt.name] = stmt
+        else:
+            top.append(stmt)
+    units[MODULE_LEVEL] = ast.Module(body=top, type_ignores=[])
+    bindings: dict[str, tuple[str, str | None]] = {}
+    for node in ast.walk(tree):  # imports inside functions bind module-wide (good enough)
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bindings[a.asname or a.name.split(".")[0]] = (a.name if a.asname else a.name.split(".")[0],
+                                                              None)
+        elif isinstance(node, ast.ImportFrom):
+            mod = _absolute(node.module, node.level, package)
+            for a in node.names:
+                sub = f"{mod}.{a.name}"
+                bindings[a.asname or a.name] = (sub, None) if module_path(sub, root) else (mod, a.name)
+    return ModuleInfo(module, units, bindings)
+
+
+def _resolve(info: ModuleInfo, node: ast.AST, root: Path) -> tuple[str, str | None] | None:
+    """The project (module, name) that ``node`` (a Name or a dotted Attribute chain) refers to."""
+    chain = []
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    chain.reverse()
+    if node.id in info.bindings:
+        mod, attr = info.bindings[node.id]
+    elif node.id in info.units:
+        mod, attr = info.name, node.id
+    else:
+        return None
+    while attr is None and chain:  # module.submodule.function
+        head = chain.pop(0)
+        if module_path(f"{mod}.{head}", root):
+            mod = f"{mod}.{head}"
+        else:
+            attr = head
+    return (mod, attr) if module_path(mod, root) else None
+
+
+def reachable_reads(module: str, root: Path) -> set[str]:
+    """Params read by the code a stage module can run: all of the stage module, and in the project
+    modules it uses, each module's top-level code and the functions/classes it refers to."""
+    infos: dict[str, ModuleInfo] = {}
+    seen: set[tuple[str, str]] = set()
+    start = module_info(module, root)
+    todo = [(module, unit) for unit in start.units]
+    reads: set[str] = set()
+    while todo:
+        mod, unit = todo.pop()
+        if (mod, unit) in seen:
+            continue
+        seen.add((mod, unit))
+        info = infos.setdefault(mod, module_info(mod, root))
+        if unit != MODULE_LEVEL and unit not in info.units:
+            if unit in info.bindings:  # a name the module re-exports from another one
+                target = info.bindings[unit]
+                todo.append((target[0], target[1] or MODULE_LEVEL))
+            todo.append((mod, MODULE_LEVEL))
+            continue
+        code = info.units[unit]
+        reads |= params_read(code)
+        todo.append((mod, MODULE_LEVEL))
+        for node in ast.walk(code):
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                ref = _resolve(info, node, root)
+                if ref is not None:
+                    todo.append((ref[0], ref[1] or MODULE_LEVEL))
     return reads
 
 
@@ -206,7 +304,7 @@ def check_stage(name: str, stage: dict, root: Path) -> list[str]:
         problems.append(f"stage {name}: code it imports is not in deps: {missing}")
     if extra := sorted(deps - code):
         problems.append(f"stage {name}: deps list code it never imports: {extra}")
-    reads = normalise(set().union(*(params_read(p) for p in files)))
+    reads = normalise(reachable_reads(stage_module(name, stage), root))
     declared = declared_params(stage)
     if missing := sorted(reads - declared):
         problems.append(f"stage {name}: params its code reads are not declared: {missing}")
@@ -215,8 +313,8 @@ def check_stage(name: str, stage: dict, root: Path) -> list[str]:
     return problems
 
 
-def check_project(root: Path) -> list[str]:
-    return [p for name, stage in load_stages(root).items() for p in check_stage(name, stage, root)]
+def check_report_stage(root: Path) -> list[str]:
+    return check_stage("report", load_stages(root)["report"], root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,17 +335,22 @@ def test_analysis_sees_key_reads_section_reads_and_imports(tmp_path):
     (tmp_path / "stages" / "__init__.py").write_text('"""Stages."""\n')
     (tmp_path / "pipeline" / "__init__.py").write_text("")
     (tmp_path / "pipeline" / "helper.py").write_text(
-        "from pipeline.params import VisualParams\n\ndef f(cfg: VisualParams):\n    return cfg.size\n")
+        "from pipeline.params import VisualParams, to_dict\n\n"
+        "def f(cfg: VisualParams):\n    return cfg.size\n\n"
+        "def unused(params):\n    return to_dict(params)  # never called: reads nothing\n\n"
+        "def g(params, x: int):\n    return params.text.gap, x\n")
     (tmp_path / "pipeline" / "params.py").write_text("def load_params(path):\n    return path\n")
     (tmp_path / "stages" / "demo.py").write_text(
-        "import numpy\nfrom pipeline import helper\nfrom pipeline.params import load_params\n\n"
+        "import numpy\nimport pipeline.helper\nfrom pipeline import helper\n"
+        "from pipeline.params import load_params\n\n"
         "def main(args):\n    p = load_params(args.params)\n    x = p.fusion.window + p.train.lr\n"
-        "    cfg = p.audio\n    return helper.f(p.visual), cfg, x, args.params\n")
+        "    cfg = p.audio\n    pipeline.helper.g(p, 1)\n"
+        "    return helper.f(p.visual), cfg, x, args.params\n")
     files = module_closure("stages.demo", tmp_path)
     assert {f.relative_to(tmp_path).as_posix() for f in files} == {
         "stages/demo.py", "pipeline/helper.py", "pipeline/params.py"}  # an empty __init__ is no code
-    reads = normalise(set().union(*(params_read(f) for f in files)))
-    assert reads == {"fusion.window", "train.lr", "audio", "visual"}
+    reads = normalise(reachable_reads("stages.demo", tmp_path))
+    assert reads == {"fusion.window", "train.lr", "audio", "visual", "text.gap"}
 
 
 def test_every_stage_runs_a_stage_module_with_help():
@@ -310,11 +413,11 @@ def _doctored_copy(tmp_path: Path) -> Path:
 
 def test_an_undeclared_param_read_fails_the_check(tmp_path):
     root = _doctored_copy(tmp_path)
-    assert check_project(root) == []
+    assert check_report_stage(root) == []
     report = root / "stages" / "report.py"
     doctored = "\n\ndef _doctored(params):\n    return params.audio.sample_rate\n"
     report.write_text(report.read_text() + doctored)
-    problems = check_project(root)
+    problems = check_report_stage(root)
     assert any("report" in p and "audio.sample_rate" in p and "not declared" in p for p in problems)
 
 
@@ -323,7 +426,7 @@ def test_an_undeclared_import_fails_the_check(tmp_path):
     (root / "pipeline" / "doctored.py").write_text('"""A new helper."""\nVALUE = 1\n')
     report = root / "stages" / "report.py"
     report.write_text(report.read_text() + "\n\nfrom pipeline import doctored  # noqa: E402\n")
-    problems = check_project(root)
+    problems = check_report_stage(root)
     assert any("report" in p and "pipeline/doctored.py" in p and "not in deps" in p for p in problems)
 
 
@@ -332,10 +435,10 @@ def test_a_stale_declaration_fails_the_check(tmp_path):
     doc = yaml.safe_load((root / "dvc.yaml").read_text())
     doc["stages"]["report"]["params"].append("asr")
     (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert any("report" in p and "'asr'" in p and "never reads" in p for p in check_project(root))
+    assert any("report" in p and "'asr'" in p and "never reads" in p for p in check_report_stage(root))
 
 
-if __name__ == "__main__":  # `python tests/test_dvc_yaml.py`: what each stage should declare
+if __name__ == "__main__":  # `python -m tests.test_dvc_yaml`: what each stage should declare
     for name, stage in STAGES.items():
         try:
             code = module_closure(stage_module(name, stage), ROOT)
@@ -344,5 +447,5 @@ if __name__ == "__main__":  # `python tests/test_dvc_yaml.py`: what each stage s
             continue
         print(f"{name}:\n  deps (code):")
         print("\n".join(f"    - {p.relative_to(ROOT).as_posix()}" for p in sorted(code)))
-        reads = normalise(set().union(*(params_read(p) for p in code)))
+        reads = normalise(reachable_reads(stage_module(name, stage), ROOT))
         print("  params:\n" + "\n".join(f"    - {r}" for r in sorted(reads)))

@@ -1,0 +1,135 @@
+"""The report stage on real training runs of a small synthetic dataset (real caches, real trainer).
+
+Two folds x two targets are trained for one epoch; the report must read exactly the configured runs,
+average the folds, draw the plots and write challenge-format test predictions that are the mean of
+the folds' models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fusion.checkpoint import load_checkpoint
+from fusion.data import load_videos
+from fusion.evaluate import predict_video
+from fusion.synthetic import write_dataset
+from pipeline import layout
+from stages import report as report_stage
+from stages import train as train_stage
+
+N_FRAMES = [40, 56]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TINY = {
+    "fusion": {"window": 16, "stride": 8, "tcn_channels": {"audio": [8], "visual": [8], "text": [8]},
+               "tcn_kernel": 3, "head_hidden": 8},
+    "train": {"folds": [0, 1], "epochs": 1, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 0,
+              "device": "cpu"},
+    "report": {"plot_videos": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A synthetic dataset with 2 folds, the 4 runs trained on it and their report (+ a stale run
+folder); returns (root, params file)."""
+    root = tmp_path_factory.mktemp("report")
+    data, results = root / "data", root / "results"
+    ids = write_dataset(data, {"train": 4, "validation": 2, "test": 2}, N_FRAMES, seed=3)
+    labelled = ids["train"] + ids["validation"]
+    folds = {"folds": [{"train": ids["train"], "validation": ids["validation"]},
+                       {"train": labelled[2:], "validation": labelled[:2]}], "test": ids["test"]}
+    (data / "manifest" / "folds.json").write_text(json.dumps(folds))
+    params = root / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    for fold in (0, 1):
+        for target in ("valence", "arousal"):
+            rc = train_stage.main(["--params", str(params), "--data", str(data), "--out", str(results),
+                                   "--fold", str(fold), "--target", target])
+            assert rc == 0
+    # a stale result folder of a fold no longer configured must be ignored, not globbed
+    stale = layout.train_dir(5, "valence", results)
+    stale.mkdir(parents=True)
+    (stale / "metrics.json").write_text('{"ccc": {"valence": 1.0}}')
+    assert run_report(root, params) == 0
+    return root, params
+
+
+def run_report(root: Path, params: Path) -> int:
+    return report_stage.main(["--params", str(params), "--data", str(root / "data"),
+                              "--results", str(root / "results")])
+
+
+def test_report_metrics_are_the_runs_ccc_and_their_mean(trained):
+    root, _ = trained
+    out = layout.report_dir(root / "results")
+    metrics = json.loads((out / "metrics.json").read_text())
+    runs = {(f, t): json.loads((layout.train_dir(f, t, root / "results") / "metrics.json").read_text())
+            for f in (0, 1) for t in ("valence", "arousal")}
+    for t in ("valence", "arousal"):
+        per_fold = [runs[f, t]["ccc"][t] for f in (0, 1)]
+        assert [metrics["folds"][str(f)][t] for f in (0, 1)] == pytest.approx(per_fold)
+        assert metrics["ccc"][t] == pytest.approx(np.mean(per_fold))
+        assert metrics["ccc_std"][t] == pytest.approx(np.std(per_fold))
+    both = (metrics["ccc"]["valence"] + metrics["ccc"]["arousal"]) / 2
+    assert metrics["ccc"]["mean"] == pytest.approx(both)
+    assert set(metrics["folds"]) == {"0", "1"}  # not the stale fold 5
+
+
+def test_report_plots_and_plot_data(trained):
+    root, _ = trained
+    out = layout.report_dir(root / "results")
+    folds = json.loads((root / "data" / "manifest" / "folds.json").read_text())["folds"]
+    for f in (0, 1):
+        for t in ("valence", "arousal"):
+            name = f"{f}-{t}"
+            assert (out / "png" / f"curves-{name}.png").read_bytes()[:8] == PNG_MAGIC
+            curves = (out / "curves" / f"{name}.csv").read_text().splitlines()
+            assert curves[0].startswith("epoch,") and "val_ccc" in curves[0] and len(curves) == 2
+            video = sorted(folds[f]["validation"])[0]  # report.plot_videos = 1
+            assert (out / "png" / f"trace-{name}-{video}.png").read_bytes()[:8] == PNG_MAGIC
+            trace = (out / "traces" / f"{name}-{video}.csv").read_text().splitlines()
+            assert trace[0] == "frame,label,predicted"
+            entry = next(e for e in json.loads((root / "data" / "manifest" / "videos.json").read_text())
+                         if e["id"] == video)
+            assert len(trace) == 1 + entry["n_frames"]
+            assert len(list((out / "traces").glob(f"{name}-*.csv"))) == 1
+
+
+def test_test_predictions_are_the_mean_of_the_folds_models(trained):
+    root, _ = trained
+    out = layout.report_dir(root / "results")
+    data = root / "data"
+    test_ids = json.loads((data / "manifest" / "folds.json").read_text())["test"]
+    assert sorted(p.stem for p in (out / "test").glob("*.txt")) == sorted(test_ids)
+    for video in test_ids:
+        lines = (out / "test" / f"{video}.txt").read_text().splitlines()
+        assert lines[0] == "valence,arousal"
+        table = np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
+        for j, t in enumerate(("valence", "arousal")):
+            preds = []
+            for f in (0, 1):
+                model, ckpt = load_checkpoint(layout.train_dir(f, t, root / "results") / "checkpoint.pt")
+                (v,) = load_videos([video], list(model.modalities), [t], data, require_labels=False)
+                preds.append(predict_video(model, v.features, ckpt["window"], ckpt["stride"])[:, 0])
+            assert len(table) == len(preds[0])
+            np.testing.assert_allclose(table[:, j], np.clip(np.mean(preds, axis=0), -1, 1), atol=2e-6)
+            assert not np.allclose(preds[0], preds[1])  # two different models were averaged
+
+
+def test_a_missing_configured_run_is_a_clear_error(trained, tmp_path, caplog):
+    root, _ = trained
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "folds": [0, 2]}}))
+    assert run_report(root, params) == 2
+    assert "folds.json" in caplog.text and "[0, 2]" in caplog.text
+    (tmp_path / "results").mkdir()
+    params.write_text(yaml.safe_dump(TINY))
+    assert report_stage.main(["--params", str(params), "--data", str(root / "data"),
+                              "--results", str(tmp_path / "results")]) == 2
+    assert "0-valence" in caplog.text and "missing" in caplog.text and "stages.train" in caplog.text
