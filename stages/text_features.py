@@ -1,0 +1,64 @@
+"""Word-level BERT features for one shard, aligned to video frames.
+
+Reads ``data/interim/transcripts/<shard>/<id>.json`` (``python -m stages.punctuate``), encodes each
+word with the BERT of ``text.bert`` (sum of the last ``text.layers`` layers, word pieces averaged)
+and writes ``data/features/text/<shard>/<id>.h5``: words, start/end, one float16 embedding per word
+and the frame → word index (−1 where no word covers a frame; schema in docs/caches.md). A video
+without words gets all-zero features. A video whose cache is current is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline import layout
+from pipeline.cache import is_current
+from pipeline.manifest import VideoEntry, file_hash
+from pipeline.params import Params
+
+log = logging.getLogger("rjcma.text_features")
+
+
+def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
+    from pipeline.bert import load_bert, versions
+    from pipeline.text import EXTRACTOR, GAPS, text_settings, write_text_features
+    from pipeline.transcripts import read_transcript
+
+    text = params.text
+    if text.gap not in GAPS:
+        raise ValueError(f"text.gap = {text.gap!r}; expected one of {GAPS}")
+    encoder = load_bert(text.bert)  # once per shard; a clear error when it is not available
+    settings, vers = text_settings(text, encoder), versions()
+
+    def process(entry: VideoEntry) -> str:
+        src = layout.transcript_path(shard, entry.id, data)
+        out = layout.feature_path("text", shard, entry.id, data)
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: transcript missing; run "
+                                    f"`python -m stages.punctuate --shard {shard}` first")
+        source_hash = file_hash(src)
+        if is_current(out, modality="text", video_id=entry.id, fps=entry.fps,
+                      n_frames=entry.n_frames, extractor=EXTRACTOR, settings=settings,
+                      versions=vers, source_hash=source_hash):
+            return "skipped"
+        transcript = read_transcript(src)
+        if not transcript.words:
+            log.info("%s: no words; text features are zeros", entry.id)
+        write_text_features(out, transcript, encoder, text, fps=entry.fps, n_frames=entry.n_frames,
+                            source_hash=source_hash)
+        return "done"
+
+    return process
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.stage import shard_stage_main
+
+    return shard_stage_main("text_features", __doc__.splitlines()[0], make_process, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Word timestamps for one shard: Vosk ASR on each video's wav, or the user's own transcripts.
+
+``asr.engine: vosk`` decodes ``data/interim/wav/<shard>/<id>.wav`` (from
+``python -m stages.extract_audio``) with the model of ``asr.model``, fed in chunks of
+``asr.chunk_seconds``; ``asr.engine: transcripts`` reads ``<data.root>/<asr.transcripts_dir>/<id>.json``
+or ``.csv`` (the manifest's ``transcript_file``). Either way it writes
+``data/interim/asr/<shard>/<id>.json`` (words with start/end seconds and confidence; format in
+docs/text.md). Silence or music gives an empty transcript, not a failure. A video whose output
+records the same settings and input hash is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline import layout
+from pipeline.manifest import VideoEntry, file_hash
+from pipeline.params import AsrParams, Params
+from pipeline.transcripts import (
+    Transcript,
+    find_user_transcript,
+    is_current,
+    read_user_transcript,
+    write_transcript,
+)
+
+log = logging.getLogger("rjcma.transcribe")
+
+ENGINES = ("vosk", "transcripts")
+
+
+def asr_settings(asr: AsrParams, model_name: str = "") -> dict:
+    """What shapes the transcript of one engine (recorded in the output's key)."""
+    if asr.engine == "transcripts":
+        return {"engine": "transcripts"}
+    from pipeline.asr import DITHER_SEED
+
+    return {"engine": "vosk", "model": model_name, "chunk_seconds": asr.chunk_seconds,
+            "dither_seed": DITHER_SEED}
+
+
+def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
+    asr = params.asr
+    if asr.engine not in ENGINES:
+        raise ValueError(f"asr.engine = {asr.engine!r}; expected one of {ENGINES}")
+    if asr.engine == "vosk":
+        from pipeline.asr import load_vosk, transcribe, vosk_version
+        from pipeline.media import read_wav
+
+        model = load_vosk(asr.model)  # once per shard; a clear error when it is not available
+        settings, versions = asr_settings(asr, model.name), {"vosk": vosk_version()}
+    else:
+        settings, versions = asr_settings(asr), {}
+
+    def process(entry: VideoEntry) -> str:
+        out = layout.asr_path(shard, entry.id, data)
+        if asr.engine == "transcripts":
+            src = find_user_transcript(entry.id, entry.source_id, entry.transcript_file,
+                                       params.data.root, asr.transcripts_dir)
+        else:
+            src = layout.wav_path(shard, entry.id, data)
+            if not src.is_file():
+                raise FileNotFoundError(f"{src}: wav missing; run "
+                                        f"`python -m stages.extract_audio --shard {shard}` first")
+        key = dict(settings=settings, input_hash=file_hash(src), versions=versions)
+        if is_current(out, **key):
+            return "skipped"
+        if asr.engine == "transcripts":
+            transcript = read_user_transcript(src, entry.id)
+        else:
+            samples, sr = read_wav(src)
+            transcript = Transcript(entry.id, transcribe(model, samples, sr, asr.chunk_seconds),
+                                    model.source)
+        if not transcript.words:
+            log.warning("%s: no words (silence or music?); the text features will be zeros", entry.id)
+        write_transcript(out, transcript, **key)
+        return "done"
+
+    return process
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.stage import shard_stage_main
+
+    return shard_stage_main("transcribe", __doc__.splitlines()[0], make_process, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
