@@ -24,6 +24,7 @@ a bad video or label file becomes an error problem and its entries are left out.
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,18 @@ def _posix(p: Path) -> str:
     return p.as_posix()
 
 
+def _files(top: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Every file under ``top``, sorted, following symlinked folders (a ``videos -> /srv/..`` link
+    works), skipping hidden folders and, directly under ``top``, the folders named in ``skip``."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                       and not (here == top and d in skip)]
+        out += [here / f for f in filenames if not f.startswith(".")]
+    return sorted(out)
+
+
 def _strip_path(message: str, path: str) -> str:
     """An exception message without its leading ``path: `` (Problem carries the path)."""
     return message[len(path) + 2:] if message.startswith(f"{path}: ") else message
@@ -119,11 +132,8 @@ def find_videos(root: Path, skip: tuple[str, ...] = ()) -> tuple[dict[str, Path]
     are left out, since either could be the one the labels mean.
     """
     by_stem: dict[str, list[Path]] = defaultdict(list)
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).parts
-        if rel[0] in skip or any(part.startswith(".") for part in rel):
-            continue
-        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+    for p in _files(root, skip):
+        if p.suffix.lower() in VIDEO_EXTENSIONS:
             by_stem[p.stem].append(p)
     videos, problems = {}, []
     for stem, paths in sorted(by_stem.items()):
@@ -154,10 +164,10 @@ def find_annotations(root: Path) -> tuple[dict[str, tuple[Path, str]], list[Prob
     problems: list[Problem] = []
     if not ann_root.is_dir():
         return {}, problems
-    for p in sorted(ann_root.rglob("*.txt")):
+    for p in _files(ann_root):
         rel = p.relative_to(ann_root).parts
-        if any(part.lower().startswith(IGNORED_ANNOTATION_PREFIXES) or part.startswith(".")
-               for part in rel[:-1]):
+        if p.suffix != ".txt" or any(part.lower().startswith(IGNORED_ANNOTATION_PREFIXES)
+                                     for part in rel[:-1]):
             continue
         partition = partition_of(p, ann_root)
         if partition is None:
@@ -280,7 +290,8 @@ def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts
             try:
                 raw = parse_annotation(p.label_file)
                 n_rows = len(raw["valence"])
-                labels = fit_length(raw, info.n_frames, data.label_tolerance, p.label_file)
+                labels = fit_length(raw, info.n_frames, data.label_tolerance, p.label_file,
+                                    warn=False)
             except LabelError as e:
                 result.problems.append(Problem(p.label_file, _strip_path(str(e), p.label_file)))
                 continue

@@ -88,11 +88,13 @@ def _is_numeric_row(line: str) -> bool:
     return True
 
 
-def fit_length(labels: Labels, n_frames: int, tolerance: int, source: str = "") -> Labels:
+def fit_length(labels: Labels, n_frames: int, tolerance: int, source: str = "",
+               warn: bool = True) -> Labels:
     """Pad with NaN or trim ``labels`` to ``n_frames`` rows.
 
-    A difference of up to ``tolerance`` frames is logged as a warning (Aff-Wild2 files are often a
-    frame or two off the decoded frame count); more is a :class:`LabelError` naming ``source``.
+    A difference of up to ``tolerance`` frames is logged as a warning (unless ``warn`` is False:
+    the caller reports it; Aff-Wild2 files are often a frame or two off the decoded frame count);
+    more is a :class:`LabelError` naming ``source``.
     """
     n_rows = len(next(iter(labels.values())))
     diff = n_rows - n_frames
@@ -101,8 +103,9 @@ def fit_length(labels: Labels, n_frames: int, tolerance: int, source: str = "") 
     if abs(diff) > tolerance:
         raise LabelError(f"{source}: {n_rows} label rows but the video has {n_frames} frames "
                          f"(off by {diff:+d}; data.label_tolerance = {tolerance})")
-    log.warning("%s: %d label rows for %d video frames; %s", source, n_rows, n_frames,
-                "trimmed" if diff > 0 else "padded with NaN (unlabeled)")
+    if warn:
+        log.warning("%s: %d label rows for %d video frames; %s", source, n_rows, n_frames,
+                    "trimmed" if diff > 0 else "padded with NaN (unlabeled)")
     out = {}
     for k, v in labels.items():
         if diff > 0:

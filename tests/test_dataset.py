@@ -204,3 +204,12 @@ def test_manifest_stage_too_many_folds_fails_clearly(root, tmp_path, caplog):
     assert manifest_stage.main(["--params", str(params), "--data", str(data)]) == 1
     assert "data.folds = 6 needs at least 6 labeled source videos" in caplog.text
     assert not layout.folds_file(data).exists() and read_manifest(data)
+
+
+def test_symlinked_video_folder_is_followed(tmp_path):
+    make_video(tmp_path / "elsewhere" / "deep" / "clip.mp4", n_frames=6)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "videos").symlink_to(tmp_path / "elsewhere")
+    result = scan(tmp_path / "root", DataParams(), progress=False)
+    assert [(e.id, e.source) for e in result.entries] == [
+        ("clip", (tmp_path / "root" / "videos" / "deep" / "clip.mp4").as_posix())]
