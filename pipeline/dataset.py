@@ -9,7 +9,8 @@ Two layouts (``data.layout``; ``auto`` picks ``affwild2`` when the root has ``an
   ``valence,arousal``, one row per frame, −5 = unlabeled; folders named ``AU_*``/``EXPR_*`` — the
   other Aff-Wild2 challenges — are ignored); an annotation ``<x>_left`` / ``<x>_right`` is one person
   of the two-person video ``<x>.mp4``. A video without annotations is in the test partition (as
-  ``<x>_left`` / ``<x>_right`` when such crops folders exist).
+  ``<x>_left`` / ``<x>_right`` when such crops folders exist), and so is an unannotated person
+  ``<x>_right`` (crops folder) of a video whose ``<x>_left`` is annotated.
 - ``folder``: every video under the root is one test-partition entry (no labels, no crops).
 
 Either way an optional ``<transcripts_dir>/<id>.json|csv`` (or ``<source id>.json|csv``) is a
@@ -239,11 +240,10 @@ def plan(root: str | Path, layout: str = "auto",
             used.add(stem)
         crops_root = root / CROPS_DIR
         crops = sorted(p.name for p in crops_root.iterdir() if p.is_dir()) if crops_root.is_dir() else []
-        for stem in videos:
-            if stem in used:
-                continue
-            persons = [f"{stem}{s}" for s in PERSON_SUFFIXES if f"{stem}{s}" in crops]
-            for vid in persons or [stem]:
+        for stem in videos:  # unannotated people: the test partition
+            persons = [f"{stem}{s}" for s in PERSON_SUFFIXES
+                       if f"{stem}{s}" in crops and f"{stem}{s}" not in annotations]
+            for vid in persons or ([] if stem in used else [stem]):
                 add(vid, stem)
         ids = {p.id for p in planned}
         for name in crops:

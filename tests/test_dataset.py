@@ -106,6 +106,13 @@ def test_unlabeled_two_person_video_gives_two_test_entries(root):
     pair = [(p.id, p.source_id, p.partition) for p in planned if p.source_id == "pair"]
     assert pair == [("pair_left", "pair", "test"), ("pair_right", "pair", "test")]
     assert not problems
+    # one annotated person, the other (crops only) is a test entry of the same source
+    make_video(root / "videos" / "half.mp4", n_frames=10)
+    (root / "cropped_aligned" / "half_right").mkdir()
+    write_annotation(root / "annotations" / "Train_Set" / "half_left.txt", *va_track("h", 10))
+    _, planned, _ = plan(root)
+    half = [(p.id, p.source_id, p.partition) for p in planned if p.source_id == "half"]
+    assert half == [("half_left", "half", "train"), ("half_right", "half", "test")]
 
 
 def test_other_challenge_annotations_are_ignored_and_folder_layout_forced(root):
