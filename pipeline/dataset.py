@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ ANNOTATIONS_DIR = "annotations"
 IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' annotations
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
 LAYOUTS = ("auto", "affwild2", "folder")
+CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # 00001.jpg = frame 0
 
 log = logging.getLogger("rjcma.dataset")
 
@@ -262,6 +264,19 @@ def _person_source(vid: str) -> str:
     return ""
 
 
+def check_crops(crops_dir: str, n_frames: int, tolerance: int) -> list[Problem]:
+    """Warnings for a crops folder that cannot line up with its video: no ``00001.jpg``-style
+    files, or frame numbers beyond the video's last frame by more than ``tolerance``."""
+    numbers = [int(m[1]) for f in os.listdir(crops_dir) if (m := CROP_NAME_RE.match(f))]
+    if not numbers:
+        return [Problem(crops_dir, "no face crops named like 00001.jpg (1-based frame numbers); "
+                        "the frames will be treated as faceless", "warning")]
+    if max(numbers) > n_frames + tolerance:
+        return [Problem(crops_dir, f"crop {max(numbers):05d} is beyond the video's {n_frames} "
+                        "frames (crops of another video?)", "warning")]
+    return []
+
+
 def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts",
          hash_files: bool = True, progress: bool = True) -> Scan:
     """Plan, then probe (and hash) each source video once and read each label file.
@@ -306,6 +321,8 @@ def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts
             fps=info.fps, n_frames=info.n_frames, duration=info.duration, has_audio=info.has_audio,
             partition=p.partition, label_file=p.label_file, crops_dir=p.crops_dir,
             transcript_file=p.transcript_file, shard=shard_of(p.id, data.shards)))
+        if p.crops_dir:
+            result.problems += check_crops(p.crops_dir, info.n_frames, data.label_tolerance)
         if info.frame_count == "decoded" and info.n_frames != info.header_frames:
             result.problems.append(Problem(p.source, f"the container says {info.header_frames} "
                                            f"frames but {info.n_frames} decode (truncated or "

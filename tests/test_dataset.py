@@ -15,7 +15,7 @@ from pipeline.labels import read_labels
 from pipeline.manifest import read_manifest, read_shard, shard_of
 from pipeline.params import DataParams
 from stages import manifest as manifest_stage
-from tests.media_fixtures import make_video, va_track, write_annotation
+from tests.media_fixtures import make_video, va_track, write_annotation, write_crops
 
 IDS = ["duo_left", "duo_right", "test1", "train1", "train2", "val1"]
 
@@ -160,6 +160,17 @@ def test_label_rows_within_tolerance_are_padded_with_nan(root):
     assert lab.shape == (20,) and np.isnan(lab[17:]).all() and not np.isnan(lab[:17]).any()
     assert any(p.path == f.as_posix() and p.level == "warning" and "17 label rows" in p.message
                for p in result.problems)
+
+
+def test_crops_that_cannot_line_up_are_warned(root):
+    for f in (root / "cropped_aligned" / "duo_left").iterdir():
+        f.rename(f.with_name(f"face_{f.name}"))  # not 00001.jpg-style names
+    write_crops(root / "cropped_aligned" / "duo_right", 40)  # 40 crops for a 20-frame video
+    result = scan(root, DataParams(label_tolerance=5), progress=False)
+    warn = {Path(p.path).name: p.message for p in result.warnings}
+    assert warn["duo_left"].startswith("no face crops named like 00001.jpg")
+    assert warn["duo_right"].startswith("crop 00040 is beyond the video's 20 frames")
+    assert not result.errors
 
 
 def test_empty_root_and_missing_root(tmp_path):
