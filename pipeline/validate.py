@@ -10,8 +10,9 @@ errors (the manifest stage would leave the file out, or cannot run):
   ``data.folds``.
 warnings (handled, but worth knowing):
   label rows off by at most the tolerance (padded with NaN / trimmed); videos without an audio
-  track (silent audio features); face-crop folders without a video; annotation files outside a
-  Train_Set / Validation_Set folder.
+  track (silent audio features); frame counts that had to be decoded; face-crop folders without a
+  video, without ``00001.jpg``-style names or beyond the video's frames; annotation files outside
+  a Train_Set / Validation_Set folder.
 """
 
 from __future__ import annotations
