@@ -16,6 +16,16 @@ def test_ffmpeg_exe_runs():
     assert os.access(ffmpeg_exe(), os.X_OK)
 
 
+def test_ffmpeg_exe_prefers_the_system_ffmpeg(tmp_path, monkeypatch):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert ffmpeg_exe() == str(fake)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert "imageio_ffmpeg" in ffmpeg_exe()  # no ffmpeg on PATH: the pip-installed binary
+
+
 @pytest.mark.parametrize("name, fps, with_audio", [("a.mp4", 10.0, True), ("b.avi", 25.0, False),
                                                     ("c.avi", 30.0, True)])
 def test_probe_reads_real_videos(tmp_path, name, fps, with_audio):
