@@ -222,6 +222,8 @@ def test_manifest_stage_too_many_folds_fails_clearly(root, tmp_path, caplog):
     assert manifest_stage.main(["--params", str(params), "--data", str(data)]) == 1
     assert "data.folds = 6 needs at least 6 labeled source videos" in caplog.text
     assert not layout.folds_file(data).exists() and read_manifest(data)
+    allow = params_file(tmp_path, root, folds=6, allow_failures=True)
+    assert manifest_stage.main(["--params", str(allow), "--data", str(data)]) == 1
 
 
 def test_symlinked_video_folder_is_followed(tmp_path):
