@@ -152,18 +152,21 @@ def tag_words(pipe: Any, words: Sequence[str], chunk_words: int) -> list[str]:
     """One label of :data:`LABELS` per word: the mark that follows it (``0`` = none).
 
     Words go to the model in chunks of ``chunk_words`` overlapping by :data:`OVERLAP_WORDS` (the
-    library's scheme); each word takes the label of its last sub-token.
+    library's scheme: a chunk labels its words except the last ``OVERLAP_WORDS``, which the next
+    chunk labels with more context); each word takes the label of its last sub-token.
     """
     words = list(words)
     if not words:
         return []
     overlap = OVERLAP_WORDS if len(words) > chunk_words else 0
+    stride = chunk_words - overlap
     batches = list(_library().overlap_chunks(words, chunk_words, overlap))
-    if len(batches[-1]) <= overlap:  # fully inside the previous chunk
-        batches.pop()
+    # the first chunk that reaches the end is the last one (the library pops one trailing chunk
+    # that lies inside the previous one, which is the same unless chunks are tiny)
+    last = next(b for b in range(len(batches)) if b * stride + chunk_words >= len(words))
     labels: list[str] = []
-    for b, batch in enumerate(batches):
-        keep = len(batch) if b == len(batches) - 1 else len(batch) - overlap
+    for b, batch in enumerate(batches[:last + 1]):
+        keep = len(batch) if b == last else stride  # overlapping words are labelled by the next chunk
         text = " ".join(batch)
         result = pipe(text)
         if result and result[-1].get("end") is None:
