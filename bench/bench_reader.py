@@ -1,0 +1,115 @@
+"""Throughput of the trainer's cache reader vs. the training step that consumes its batches.
+
+Writes real per-video HDF5 caches at the paper's sizes (visual ``embedding`` 512-d float32, audio
+``vggish`` 128-d float32, text 768-d float16 word table + ``frame_word``) with
+``pipeline.cache.write_cache``, then times
+
+1. loading: ``fusion.data.load_videos`` (``frame_features`` of every cache + labels.h5) — paid once
+   per run, before the first epoch;
+2. batching: one epoch of ``make_loader(WindowDataset(K=300, stride=200), batch 12, shuffled)`` —
+   paid every epoch;
+3. a training step of the model on such a batch (forward + backward + Adam, paper variant, l = 3,
+   default TCN channels), on CPU.
+
+The reader must feed batches at least 5x faster than a step consumes them. Prints a Markdown table.
+
+    python bench/bench_reader.py [--videos 6] [--frames 3000] [--steps 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from any directory
+
+from fusion.ccc import ccc_loss  # noqa: E402
+from fusion.data import WindowDataset, load_videos, make_loader  # noqa: E402
+from fusion.model import RJCMA  # noqa: E402
+from fusion.synthetic import write_dataset  # noqa: E402
+from pipeline.params import FusionParams, TrainParams  # noqa: E402
+
+PAPER_DIMS = {"audio": 128, "visual": 512, "text": 768}
+MODS = ("audio", "visual", "text")
+REQUIRED_RATIO = 5.0
+
+
+def timed(fn):
+    """(result, wall seconds, process CPU seconds) of ``fn()``."""
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--videos", type=int, default=6)
+    p.add_argument("--frames", type=int, default=3000, help="frames per video")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fusion, train = FusionParams(), TrainParams()
+    K, stride, batch = fusion.window, fusion.stride, train.batch_size
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ids, write_s, _ = timed(lambda: write_dataset(root, {"train": args.videos}, args.frames,
+                                                      dims=PAPER_DIMS, seed=0))
+        cache_mb = sum(f.stat().st_size for f in (root / "features").rglob("*.h5")) / 2**20
+        videos, load_s, load_cpu = timed(lambda: load_videos(ids["train"], MODS, ("valence",), root))
+    n_frames = sum(v.n_frames for v in videos)
+    loader = make_loader(WindowDataset(videos, K, stride), batch, shuffle=True, seed=0)
+    n_windows = len(loader.dataset)
+    _, epoch_s, epoch_cpu = timed(lambda: sum(1 for _ in loader))
+    batches = len(loader)
+
+    torch.manual_seed(0)
+    model = RJCMA(fusion, PAPER_DIMS, 1).train()
+    opt = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    example = next(iter(loader))
+
+    def step():
+        loss = ccc_loss(model(example["features"]), example["target"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    runs = [timed(step) for _ in range(args.steps)]
+    step_s = statistics.median(r[1] for r in runs)
+    step_cpu = statistics.median(r[2] for r in runs)
+
+    batch_s, batch_cpu = epoch_s / batches, epoch_cpu / batches
+    first_epoch_batch_s = (load_s + epoch_s) / batches  # loading amortised over one epoch only
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}")
+    print(f"{args.videos} videos x {args.frames} frames = {n_frames} frames, {n_windows} windows "
+          f"(K={K}, stride {stride}), {batches} batches of {batch}; caches {cache_mb:.1f} MB "
+          f"(written in {write_s:.1f} s)\n")
+    print("| step | wall | CPU | throughput |")
+    print("|---|---:|---:|---|")
+    print(f"| load caches (`load_videos`, once per run) | {load_s:.2f} s | {load_cpu:.2f} s | "
+          f"{n_frames / load_s:,.0f} frames/s, {n_windows / load_s:,.0f} windows/s |")
+    print(f"| batch an epoch (`WindowDataset` + loader) | {epoch_s:.3f} s | {epoch_cpu:.3f} s | "
+          f"{n_windows / epoch_s:,.0f} windows/s, {n_windows * K / epoch_s:,.0f} frames/s, "
+          f"{batch_s * 1e3:.1f} ms/batch |")
+    print(f"| training step (batch {batch}, K={K}, paper, l={fusion.recursions}) | {step_s:.3f} s | "
+          f"{step_cpu:.3f} s | {batch / step_s:,.1f} windows/s |")
+    print(f"\nreader vs. step, steady state: {step_s / batch_s:,.0f}x (wall), "
+          f"{step_cpu / batch_cpu:,.0f}x (CPU)")
+    print(f"reader vs. step, first epoch incl. loading: {step_s / first_epoch_batch_s:,.1f}x (wall)")
+    ok = min(step_s / batch_s, step_s / first_epoch_batch_s) >= REQUIRED_RATIO
+    print(f"requirement >= {REQUIRED_RATIO:.0f}x: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
