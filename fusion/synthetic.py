@@ -111,16 +111,22 @@ def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_ro
                        modalities: Sequence[str] = ("audio", "visual", "text")) -> None:
     """Write the video's caches in the real formats that :func:`pipeline.features.frame_features` reads."""
     n = len(video.frame_word)
+    n_words = len(video.text_embedding)
+    first = np.array([np.argmax(video.frame_word == w) for w in range(n_words)], np.float32)
+    last = np.array([n - 1 - np.argmax(video.frame_word[::-1] == w) for w in range(n_words)], np.float32)
     arrays = {
         "audio": {"vggish": video.audio},
         "visual": {"embedding": video.visual, "face_present": np.ones(n, bool)},
         "text": {"embedding": video.text_embedding, "frame_word": video.frame_word,
-                 "words": np.asarray([f"w{i}" for i in range(len(video.text_embedding))], object)},
+                 "words": np.asarray([f"w{i}" for i in range(n_words)], object),
+                 "start": first / FPS, "end": (last + 1) / FPS},
     }
+    attrs = {"audio": {"frame_dataset": "vggish"}, "visual": {},
+             "text": {"dim": int(video.text_embedding.shape[1])}}
     for m in modalities:
         write_cache(layout.feature_path(m, shard, video_id, data_root), arrays[m], modality=m,
                     video_id=video_id, fps=FPS, n_frames=n, extractor=EXTRACTOR, settings={},
-                    versions={}, source_hash=video_id)
+                    versions={}, source_hash=video_id, attrs=attrs[m])
 
 
 def write_dataset(data_root, partitions: Mapping[str, int], n_frames: int | Sequence[int],
