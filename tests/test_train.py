@@ -117,6 +117,9 @@ def test_training_set_statistics_live_in_the_model(videos):
     x = np.concatenate([v.features["visual"] for v in train])
     np.testing.assert_allclose(result.model.input_mean_visual.numpy(), x.mean(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(result.model.input_std_visual.numpy(), x.std(0), rtol=1e-4)
+    raw = train_model(dataclasses.replace(TINY_FUSION, normalize=False),
+                      dataclasses.replace(TINY_TRAIN, epochs=1), train, val, ("valence",))
+    assert (raw.model.input_mean_visual == 0).all() and (raw.model.input_std_visual == 1).all()
 
 
 def test_joint_model_has_two_outputs(data):
