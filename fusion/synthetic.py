@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +111,7 @@ def make_video(rng: np.random.Generator, n_frames: int, proj: Mapping[str, np.nd
 def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_root,
                        modalities: Sequence[str] = ("audio", "visual", "text")) -> None:
     """Write the video's caches in the real formats that :func:`pipeline.features.frame_features` reads."""
+    data_root = Path(data_root)
     n = len(video.frame_word)
     n_words = len(video.text_embedding)
     first = np.array([np.argmax(video.frame_word == w) for w in range(n_words)], np.float32)
@@ -139,6 +141,7 @@ def write_dataset(data_root, partitions: Mapping[str, int], n_frames: int | Sequ
     of frames (random runs) get NaN labels. Test videos get no labels. ``folds.json`` holds one
     fold (the given train/validation split). Returns ``{partition: [ids]}``.
     """
+    data_root = Path(data_root)
     rng = np.random.default_rng(seed)
     proj = projections(dims, seed + 1)
     lengths = [n_frames] if isinstance(n_frames, int) else list(n_frames)
