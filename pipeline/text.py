@@ -77,14 +77,14 @@ def text_settings(text: TextParams, encoder: BertEncoder) -> dict:
 def text_arrays(words: Sequence[Word], encoder: BertEncoder, text: TextParams, fps: float,
                 n_frames: int) -> dict[str, np.ndarray]:
     """The datasets of one video's text cache (see the module doc) from its words (time order)."""
-    start = np.array([w.start for w in words], np.float32)
-    end = np.array([w.end for w in words], np.float32)
+    start = np.array([w.start for w in words], np.float64)  # align in float64, store float32
+    end = np.array([w.end for w in words], np.float64)
     emb = encode_words(encoder, [w.word for w in words], text.layers, text.max_tokens,
                        text.batch_size)
     return {
         "words": np.array([w.word for w in words], dtype=object),
-        "start": start,
-        "end": end,
+        "start": start.astype(np.float32),
+        "end": end.astype(np.float32),
         "embedding": np.clip(emb, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),
         "frame_word": frame_word_index(start, end, fps, n_frames, text.gap),
     }
