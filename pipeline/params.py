@@ -94,24 +94,41 @@ class AsrParams:
     chunk_seconds: float = 0.5  # audio fed to the recognizer per AcceptWaveform call
     transcripts_dir: str = "transcripts"  # under data.root, for engine = transcripts
 
+    def __post_init__(self) -> None:
+        if self.engine not in ("vosk", "transcripts"):
+            raise ParamsError(f"asr.engine: {self.engine!r} is not one of ['vosk', 'transcripts']")
+        if self.chunk_seconds <= 0:
+            raise ParamsError(f"asr.chunk_seconds must be > 0, got {self.chunk_seconds}")
+
 
 @dataclass(frozen=True)
 class PunctuationParams:
     """Punctuation and capitalisation restoration (deepmultilingualpunctuation)."""
 
     model: str = "none"  # none | a local model directory | a hub model name
-    chunk_words: int = 230
+    chunk_words: int = 230  # words per model input (consecutive inputs overlap by 5 words)
+
+    def __post_init__(self) -> None:
+        if self.chunk_words <= 5:
+            raise ParamsError(f"punctuation.chunk_words must be > 5 (the overlap), got {self.chunk_words}")
 
 
 @dataclass(frozen=True)
 class TextParams:
     """Word-level BERT features aligned to frames."""
 
-    bert: str = "minilm"  # minilm (embedded default) | a local directory | a hub model name
+    bert: str = "minilm"  # minilm (embedded default) | a local directory | a model name (bert-base-uncased)
     layers: int = 4  # sum of the last `layers` hidden layers
-    max_tokens: int = 512
-    batch_size: int = 8
+    max_tokens: int = 512  # tokens per BERT input, [CLS] and [SEP] included
+    batch_size: int = 8  # BERT inputs per forward pass
     gap: str = "zeros"  # frames between words: zeros (the paper) | hold (the last word's feature)
+
+    def __post_init__(self) -> None:
+        if self.gap not in ("zeros", "hold"):
+            raise ParamsError(f"text.gap: {self.gap!r} is not one of ['zeros', 'hold']")
+        if self.layers < 1 or self.max_tokens < 3 or self.batch_size < 1:
+            raise ParamsError(f"text.layers >= 1, text.max_tokens >= 3 and text.batch_size >= 1 needed, "
+                              f"got {self.layers}, {self.max_tokens}, {self.batch_size}")
 
 
 @dataclass(frozen=True)

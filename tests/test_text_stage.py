@@ -141,3 +141,17 @@ def test_stage_help_and_bad_params(project, tmp_path, capsys):
     bad["asr"]["engine"] = "whisper"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(bad))
     assert transcribe.main(["--params", str(tmp_path / "p.yaml"), *project["args"][2:]]) == 2
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ({"asr": {"engine": "whisper"}}, "asr.engine"),
+    ({"asr": {"chunk_seconds": 0}}, "asr.chunk_seconds"),
+    ({"punctuation": {"chunk_words": 5}}, "punctuation.chunk_words"),
+    ({"text": {"gap": "nearest"}}, "text.gap"),
+    ({"text": {"layers": 0}}, "text.layers"),
+])
+def test_text_params_are_checked(raw, needle):
+    from pipeline.params import ParamsError, params_from_dict
+
+    with pytest.raises(ParamsError, match=needle.replace(".", r"\.")):
+        params_from_dict(raw)
