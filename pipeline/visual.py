@@ -105,10 +105,17 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
     raise ValueError(f"visual.backbone must be one of {BACKBONES}, got {params.backbone!r}")
 
 
-def cache_settings(params: VisualParams) -> dict:
-    """The visual params that shape a cache's content (recorded in its attrs)."""
+def cache_settings(params: VisualParams, source: str) -> dict:
+    """The visual params that shape the content of a cache whose faces come from ``source``
+    (crops | frames | detect), recorded in its attrs: changing the detector's settings does not
+    invalidate caches made from crops, nor ``pixels_size`` those made with IR-50."""
     settings = to_dict(params)
-    settings.pop("batch_size", None)
+    settings.pop("batch_size")
+    settings["face_source"] = source
+    if source != "detect":
+        for k in [k for k in settings if k.startswith("detect_")]:
+            del settings[k]
+    del settings["pixels_size" if params.backbone == "ir50" else "ir50_weights"]
     return settings
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline import layout
 from pipeline.cache import is_current, write_cache
-from pipeline.faces import FACE_SOURCES
+from pipeline.faces import FACE_SOURCES, resolve_source
 from pipeline.manifest import VideoEntry
 from pipeline.params import Params
 from pipeline.visual import cache_settings, load_backbone, source_hash, visual_features_for
@@ -25,11 +25,11 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
         raise ValueError(f"visual.face_source must be one of {FACE_SOURCES}, "
                          f"got {params.visual.face_source!r}")
     backbone = load_backbone(params.visual)  # loads IR-50 once (clear error if unavailable)
-    settings = cache_settings(params.visual)
 
     def process(entry: VideoEntry) -> str:
         out = layout.feature_path("visual", shard, entry.id, data)
         crops = entry.crops_dir or None
+        settings = cache_settings(params.visual, resolve_source(params.visual.face_source, crops))
         meta = dict(modality="visual", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
                     extractor=backbone.name, settings=settings, versions=backbone.versions,
                     source_hash=source_hash(entry.content_hash, params.visual, crops))

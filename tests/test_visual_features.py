@@ -81,7 +81,9 @@ def test_stage_on_crops_detection_and_a_corrupt_video(tmp_path, caplog):
     attrs = read_attrs(out["withcrops"])
     assert attrs["face_source"] == "crops" and attrs["extractor"] == "pixels"
     assert attrs["source_hash"].startswith(entries[0].content_hash + "+crops:")
-    assert attrs["settings"]["face_source"] == "auto" and attrs["n_frames"] == N
+    assert attrs["settings"]["face_source"] == "crops" and attrs["n_frames"] == N
+    assert "detect_width" not in attrs["settings"]  # detector settings do not apply to crops
+    assert read_attrs(out["astro"])["settings"]["detect_every"] == 10
     feats = frame_features(out["withcrops"])
     assert feats.shape == (N, 256) and feats.dtype == np.float32
     b = read_arrays(out["astro"])
