@@ -23,6 +23,7 @@ from pipeline.manifest import VideoEntry, read_shard
 from pipeline.params import DEFAULT_PARAMS, Params, load_params
 
 log = logging.getLogger("rjcma")
+OUR_LOGGERS = ("rjcma", "pipeline", "stages", "fusion")  # module loggers of this project
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -34,7 +35,9 @@ def setup_logging(verbose: bool = False) -> None:
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         h._rjcma = True  # type: ignore[attr-defined]
         root.addHandler(h)
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)  # third-party chatter: warnings only
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def stage_parser(prog: str, description: str, shard: bool = True) -> argparse.ArgumentParser:

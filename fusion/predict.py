@@ -1,0 +1,224 @@
+"""Per-frame valence/arousal for any video file, in-process (no DVC, no manifest).
+
+The same feature code as the DVC stages runs on one video — audio extraction, log-mel/VGGish,
+faces (crops, whole frames or detection) and embeddings, words (a given transcript, or Vosk) →
+punctuation → BERT — using the feature params stored in the trained checkpoints, so features are
+computed exactly as in training. Every checkpoint found under ``--model`` predicts over windows
+with stitching; checkpoints of the same target (e.g. several folds) are averaged.
+
+Whatever can be predicted still is: a video without an audio track gets silent-audio features,
+frames without a face get black faces (both flagged), and a text chain that cannot run (no ASR
+model offline) falls back to all-zero text features — each with a warning and a line in the
+summary. An unreadable video is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fusion.checkpoint import load_checkpoint
+from fusion.evaluate import predict_video
+from pipeline.atomic import atomic_path, write_text
+from pipeline.features import frame_features
+from pipeline.params import Params, params_from_dict
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FEATURE_SECTIONS = ("audio", "visual", "asr", "punctuation", "text")
+
+log = logging.getLogger("rjcma.predict")
+
+
+@dataclass
+class Prediction:
+    """Per-frame outputs of one video."""
+
+    video: str
+    fps: float
+    values: dict[str, np.ndarray]  # target -> [T] in [-1, 1]
+    face_present: np.ndarray  # [T] bool
+    notes: list[str] = field(default_factory=list)  # what was degraded and why
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.face_present.shape[0])
+
+
+def find_checkpoints(model_dir: str | Path) -> list[Path]:
+    """Checkpoints under ``model_dir``: a run dir (``checkpoint.pt``), or any dir holding runs."""
+    model_dir = Path(model_dir)
+    if model_dir.is_file():
+        return [model_dir]
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such model directory (a results/train/<run> dir)")
+    found = sorted(model_dir.rglob(CHECKPOINT_NAME))
+    if not found:
+        raise FileNotFoundError(f"{model_dir}: no {CHECKPOINT_NAME} found below it "
+                                "(train first: `dvc repro` or `python -m stages.train`)")
+    return found
+
+
+def feature_params(checkpoints: Sequence[dict]) -> Params:
+    """The params the checkpoints' features were computed with; they must agree."""
+    first = checkpoints[0]["params"]
+    for ck in checkpoints[1:]:
+        for s in FEATURE_SECTIONS:
+            if ck["params"].get(s) != first.get(s):
+                raise ValueError(f"checkpoints disagree on the `{s}` feature params; "
+                                 "pass a --model directory of runs trained on the same features")
+    return params_from_dict(first, "checkpoint params")
+
+
+def _text_features(params: Params, video_id: str, fps: float, n_frames: int, wav: Path | None,
+                   transcript: str | Path | None, tmp: Path, notes: list[str]) -> Path | None:
+    from pipeline.text import TextChain
+
+    path = tmp / "text.h5"
+    try:
+        TextChain(params).write(path, video_id, fps, n_frames, wav=wav, transcript_file=transcript)
+        return path
+    except Exception as e:  # no ASR model offline, bad transcript, ...: predict without words
+        notes.append(f"text: zeros ({e})")
+        log.warning("%s: text features unavailable, using zeros: %s", video_id, e)
+        return None
+
+
+def extract_features(video: str | Path, params: Params, modalities: Sequence[str],
+                     transcript: str | Path | None = None, crops_dir: str | Path | None = None,
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray, float, list[str]]:
+    """Per-frame features ``{modality: [T, D_m]}`` of one video with the stages' own code.
+
+    Returns ``(features, face_present [T], fps, notes)``. Text features are None-free: when the
+    text chain fails they are zeros of the trained dimension (the caller fills them in).
+    """
+    from pipeline.audio import audio_features_for
+    from pipeline.cache import write_cache
+    from pipeline.media import extract_wav, probe
+    from pipeline.visual import visual_features_for
+
+    video = Path(video)
+    info = probe(video)  # MediaError naming the file when unreadable
+    vid = video.stem
+    notes: list[str] = []
+    feats: dict[str, np.ndarray] = {}
+    present = np.zeros(info.n_frames, bool)
+    meta = dict(video_id=vid, fps=info.fps, n_frames=info.n_frames, versions={}, source_hash="")
+    steps = tqdm(total=len(modalities), desc=f"features {vid}", unit="modality", disable=None)
+    with tempfile.TemporaryDirectory(prefix="rjcma-predict-") as tmpdir:
+        tmp = Path(tmpdir)
+        wav = None
+        if info.has_audio:
+            wav = extract_wav(video, tmp / "audio.wav", params.audio.sample_rate, info=info)
+        elif "audio" in modalities or "text" in modalities:
+            notes.append("audio: no audio track (silent-audio features, no words)")
+            log.warning("%s: no audio track; audio features of silence, no words", video)
+        if "audio" in modalities:
+            arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio)
+            p = write_cache(tmp / "audio.h5", arrays, modality="audio", extractor="predict",
+                            settings={}, attrs=attrs, **meta)
+            feats["audio"] = frame_features(p)
+            steps.update()
+        if "visual" in modalities:
+            vparams = params.visual
+            if crops_dir is None and vparams.face_source == "crops":
+                vparams = replace(vparams, face_source="detect")
+            arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir=crops_dir)
+            present = arrays["face_present"]
+            p = write_cache(tmp / "visual.h5", arrays, modality="visual", extractor="predict",
+                            settings={}, attrs=attrs, **meta)
+            feats["visual"] = frame_features(p)
+            if not present.any():
+                notes.append("visual: no face found in any frame (black faces)")
+            steps.update()
+        if "text" in modalities:
+            if wav is None and transcript is None:
+                notes.append("text: zeros (no audio track and no transcript)")
+            else:
+                p = _text_features(params, vid, info.fps, info.n_frames, wav, transcript, tmp, notes)
+                if p is not None:
+                    feats["text"] = frame_features(p)
+            steps.update()
+    steps.close()
+    return feats, present, info.fps, notes
+
+
+def predict(video: str | Path, model_dir: str | Path, transcript: str | Path | None = None,
+            crops_dir: str | Path | None = None, face_source: str | None = None,
+            device: str = "cpu") -> Prediction:
+    """Predict per-frame targets of ``video`` with every checkpoint under ``model_dir``."""
+    paths = find_checkpoints(model_dir)
+    loaded = [load_checkpoint(p, device) for p in paths]
+    params = feature_params([ck for _, ck in loaded])
+    if face_source:
+        params = replace(params, visual=replace(params.visual, face_source=face_source))
+    modalities = sorted({m for model, _ in loaded for m in model.modalities})
+    feats, present, fps, notes = extract_features(video, params, modalities, transcript, crops_dir)
+    n_frames = present.shape[0]
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for (model, ck), path in tqdm(list(zip(loaded, paths)), desc="models", unit="model", disable=None):
+        inputs = {}
+        for m in model.modalities:
+            dim = model.config_dict()["input_dims"][m]
+            inputs[m] = feats.get(m, np.zeros((n_frames, dim), np.float32))
+            if inputs[m].shape[1] != dim:
+                raise ValueError(f"{path}: trained on {dim}-d {m} features, the video gives "
+                                 f"{inputs[m].shape[1]}-d (different feature params?)")
+        out = predict_video(model, inputs, ck["window"], ck["stride"])  # [T, n_targets]
+        for j, target in enumerate(ck["targets"]):
+            sums[target] = sums.get(target, 0) + out[:, j]
+            counts[target] = counts.get(target, 0) + 1
+    values = {t: (sums[t] / counts[t]).astype(np.float32) for t in sorted(sums)}
+    return Prediction(str(video), fps, values, present, notes)
+
+
+def to_csv(pred: Prediction) -> str:
+    """``frame,time,<targets...>,face`` with one row per video frame."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    targets = list(pred.values)
+    w.writerow(["frame", "time", *targets, "face"])
+    for i in range(pred.n_frames):
+        w.writerow([i, f"{i / pred.fps:.3f}", *(f"{pred.values[t][i]:.6f}" for t in targets),
+                    int(pred.face_present[i])])
+    return buf.getvalue()
+
+
+def plot(pred: Prediction, path: str | Path) -> Path:
+    """A PNG of the predicted curves over time (shaded where no face was found)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(pred.n_frames) / pred.fps
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for target, v in pred.values.items():
+        ax.plot(t, v, label=target, lw=1.2)
+    if (~pred.face_present).any():
+        ax.fill_between(t, -1, 1, where=~pred.face_present, color="0.85", step="mid", label="no face")
+    ax.set(ylim=(-1.05, 1.05), xlabel="time (s)", ylabel="prediction", title=Path(pred.video).name)
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_outputs(pred: Prediction, out_dir: str | Path) -> tuple[Path, Path]:
+    """``<out>/<video>.csv`` and ``<out>/<video>.png``."""
+    out_dir = Path(out_dir)
+    stem = Path(pred.video).stem
+    csv_path = out_dir / f"{stem}.csv"
+    write_text(csv_path, to_csv(pred))
+    return csv_path, plot(pred, out_dir / f"{stem}.png")

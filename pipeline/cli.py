@@ -1,0 +1,109 @@
+"""``rjcma``: the user-facing command.
+
+- ``rjcma predict VIDEO --model RUN_DIR``: per-frame valence/arousal CSV + PNG for any video;
+- ``rjcma validate``: check a dataset root's layout before any expensive stage;
+- ``rjcma demo``: regenerate the built-in demo dataset.
+
+The DVC stages themselves run as ``python -m stages.<name>`` (see dvc.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.stage import setup_logging
+
+log = logging.getLogger("rjcma")
+
+
+def transcript_for(video: str, given: str | None) -> Path | None:
+    """The transcript of ``video``: ``given`` itself, or ``given/<stem>.json|csv`` for a folder."""
+    if not given:
+        return None
+    given_path = Path(given)
+    if not given_path.is_dir():
+        return given_path
+    for ext in (".json", ".csv"):
+        candidate = given_path / f"{Path(video).stem}{ext}"
+        if candidate.is_file():
+            return candidate
+    log.warning("%s: no %s.json or .csv in %s; using ASR", video, Path(video).stem, given_path)
+    return None
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fusion.predict import predict, write_outputs
+
+    out = Path(args.out)
+    if args.transcript and Path(args.transcript).is_file() and len(args.videos) > 1:
+        log.error("--transcript %s is one file but %d videos were given; pass a folder of "
+                  "<video>.json|csv transcripts instead", args.transcript, len(args.videos))
+        return 2
+    failed = 0
+    for video in args.videos:
+        try:
+            transcript = transcript_for(video, args.transcript)
+            pred = predict(video, args.model, transcript=transcript, crops_dir=args.crops,
+                           face_source=args.face_source, device=args.device)
+        except Exception as e:  # one unreadable video never stops the others
+            log.error("%s: %s", video, e)
+            log.debug("traceback", exc_info=True)
+            failed += 1
+            continue
+        csv_path, png_path = write_outputs(pred, out)
+        means = ", ".join(f"mean {t} {v.mean():+.3f}" for t, v in pred.values.items())
+        log.info("%s: %d frames at %.2f fps -> %s, %s (%s)", video, pred.n_frames, pred.fps,
+                 csv_path, png_path, means)
+        for note in pred.notes:
+            log.warning("%s: %s", video, note)
+    log.info("predict: %d of %d videos done", len(args.videos) - failed, len(args.videos))
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rjcma", description=__doc__.split("\n\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("predict", help="per-frame valence/arousal for video files",
+                        description="Run the trained model on video files: writes <out>/<video>.csv "
+                        "(frame,time,<targets>,face) and <out>/<video>.png.")
+    pr.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s)")
+    pr.add_argument("--model", required=True,
+                    help="a run directory (results/train/<fold>-<target>) or a directory of runs "
+                         "(e.g. results/train: runs of one target are averaged)")
+    pr.add_argument("--out", default="predictions", help="output directory (default: %(default)s)")
+    pr.add_argument("--transcript", help="word-level transcript (JSON or CSV of word,start,end) "
+                                         "instead of ASR, or a folder of <video>.json|csv")
+    pr.add_argument("--crops", help="a folder of face crops 00001.jpg ... (Aff-Wild2 cropped_aligned)")
+    pr.add_argument("--face-source", choices=["auto", "crops", "frames", "detect"],
+                    help="override how faces are found (default: as trained; detect without crops)")
+    pr.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    pr.set_defaults(func=_predict)
+
+    va = sub.add_parser("validate", help="check a dataset root's layout (see stages.validate)",
+                        add_help=False)
+    va.set_defaults(func=None, module="stages.validate")
+    de = sub.add_parser("demo", help="regenerate the demo dataset (see pipeline.demo)", add_help=False)
+    de.set_defaults(func=None, module="pipeline.demo")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("validate", "demo"):  # delegate: their own parsers and --help
+        import importlib
+
+        module = {"validate": "stages.validate", "demo": "pipeline.demo"}[argv[0]]
+        return int(importlib.import_module(module).main(argv[1:]) or 0)
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
