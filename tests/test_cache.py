@@ -72,3 +72,14 @@ def test_unreadable_cache_names_the_file(tmp_path):
         f["embedding"] = np.zeros((2, 4), np.float32)
     with pytest.raises(CacheError, match="n_frames = 3"):
         frame_features(tmp_path / "short.h5")
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from pipeline.atomic import write_text
+
+    write_text(tmp_path / "x.txt", "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~mask
