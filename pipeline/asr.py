@@ -88,7 +88,7 @@ def load_vosk(value: str) -> VoskModel:
             raise missing(asset, str(path), f"Vosk could not load it ({e})") from None
         return VoskModel(model, path.name)
     try:  # Vosk's own folders (~/.cache/vosk, VOSK_MODEL_PATH), or its download with internet
-        found = _VoskFinder().get_model_by_name(value)
+        found = find_vosk_model(value)
     except (Exception, SystemExit) as e:  # vosk calls sys.exit() for unknown names
         why = " ".join(str(e).split())[:200] or type(e).__name__
         raise missing(asset, f"Vosk's download of {value!r}", f"offline or unknown name ({why})") from None
@@ -99,24 +99,22 @@ def load_vosk(value: str) -> VoskModel:
     return VoskModel(model, value)
 
 
-def _vosk_finder_class():
+def find_vosk_model(name: str) -> Path:
+    """The directory of Vosk model ``name``: Vosk's own lookup in its folders, or its download.
+
+    Vosk only offers this inside ``Model()``, whose ``__del__`` complains when the lookup fails;
+    a subclass that creates no model borrows the lookup alone.
+    """
     import vosk
 
-    class Finder(vosk.Model):
-        """Vosk's model lookup/download by name without creating a model (whose ``__del__``
-        complains when creation failed)."""
-
+    class _Finder(vosk.Model):
         def __init__(self) -> None:
             pass
 
         def __del__(self) -> None:
             pass
 
-    return Finder
-
-
-def _VoskFinder():  # noqa: N802 - a class made on first use (vosk is imported lazily)
-    return _vosk_finder_class()()
+    return Path(_Finder().get_model_by_name(name))
 
 
 def reseed_dither(seed: int = DITHER_SEED) -> None:
