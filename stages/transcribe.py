@@ -6,7 +6,8 @@
 or ``.csv`` (the manifest's ``transcript_file``). Either way it writes
 ``data/interim/asr/<shard>/<id>.json`` (words with start/end seconds and confidence; format in
 docs/text.md). Silence or music gives an empty transcript, not a failure. A video whose output
-records the same settings and input hash is skipped.
+records the same settings and input hash is skipped; the two people of a two-person video
+(``x_left``/``x_right``, one wav) are decoded once.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
     else:
         settings, versions = asr_settings(asr), {}
 
+    decoded: dict[str, tuple] = {}  # wav hash → words: the two people of one video share a wav
+
     def process(entry: VideoEntry) -> str:
         out = layout.asr_path(shard, entry.id, data)
         if asr.engine == "transcripts":
@@ -71,9 +74,10 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
         if asr.engine == "transcripts":
             transcript = read_user_transcript(src, entry.id)
         else:
-            samples, sr = read_wav(src)
-            transcript = Transcript(entry.id, transcribe(model, samples, sr, asr.chunk_seconds),
-                                    model.source)
+            if key["input_hash"] not in decoded:
+                samples, sr = read_wav(src)
+                decoded[key["input_hash"]] = transcribe(model, samples, sr, asr.chunk_seconds)
+            transcript = Transcript(entry.id, decoded[key["input_hash"]], model.source)
         if not transcript.words:
             log.warning("%s: no words (silence or music?); the text features will be zeros", entry.id)
         write_transcript(out, transcript, **key)

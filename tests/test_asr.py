@@ -110,28 +110,35 @@ def test_transcribe_stage_with_vosk(ko, words, tmp_path, monkeypatch, caplog):
     data = tmp_path / "data"
     entries = [VideoEntry(id=v, source=f"{v}.mp4", source_id=v, content_hash=v, fps=25.0,
                           n_frames=143, duration=5.72, has_audio=v != "mute")
-               for v in ("speech", "mute", "nowav")]
+               for v in ("speech", "speech_right", "mute", "nowav")]
     write_shards(entries, 1, data)
     layout.wav_path(0, "speech", data).parent.mkdir(parents=True)
     shutil.copy(KO_SPEECH, layout.wav_path(0, "speech", data))
+    shutil.copy(KO_SPEECH, layout.wav_path(0, "speech_right", data))  # a second person, same wav
     write_silence(layout.wav_path(0, "mute", data), 5.72)
     params = dataclasses.replace(Params(), asr=AsrParams(engine="vosk", model="ko-model",
                                                          chunk_seconds=0.5))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(to_dict(params)))
     loaded = []
     monkeypatch.setattr(pipeline.asr, "load_vosk", lambda value: loaded.append(value) or ko)
+    decodes = []
+    real_transcribe = pipeline.asr.transcribe
+    monkeypatch.setattr(pipeline.asr, "transcribe",
+                        lambda *a, **k: decodes.append(1) or real_transcribe(*a, **k))
     args = ["--params", str(tmp_path / "params.yaml"), "--data", str(data), "--shard", "0"]
     with caplog.at_level("INFO"):
         assert stage.main(args) == 1  # nowav failed
-    assert loaded == ["ko-model"]
+    assert loaded == ["ko-model"] and len(decodes) == 2  # speech (once for both people), mute
     assert "nowav.wav: wav missing; run `python -m stages.extract_audio --shard 0` first" in caplog.text
     out = json.loads(layout.asr_path(0, "speech", data).read_text())
     assert out["source"] == "vosk:model" and out["settings"]["chunk_seconds"] == 0.5
     assert [(w["word"], w["start"]) for w in out["words"]] == [(w.word, round(w.start, 4)) for w in words]
+    right = json.loads(layout.asr_path(0, "speech_right", data).read_text())
+    assert right["words"] == out["words"] and right["video_id"] == "speech_right"
     assert json.loads(layout.asr_path(0, "mute", data).read_text())["words"] == []
     mtime = layout.asr_path(0, "speech", data).stat().st_mtime_ns
     caplog.clear()
     with caplog.at_level("INFO"):
         stage.main(args)
-    assert "2 skipped" in caplog.text
+    assert "3 skipped" in caplog.text
     assert layout.asr_path(0, "speech", data).stat().st_mtime_ns == mtime
