@@ -56,8 +56,7 @@ class Word:
     conf: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"word": self.word, "start": round(self.start, 4), "end": round(self.end, 4),
-                "conf": round(self.conf, 4)}
+        return {"word": self.word, "start": self.start, "end": self.end, "conf": self.conf}
 
 
 @dataclass(frozen=True)
