@@ -89,6 +89,9 @@ def load_punctuator(value: str, chunk_words: int) -> Punctuator | None:
         raise PunctuationError(f"punctuation.chunk_words must be > {OVERLAP_WORDS}, got {chunk_words}")
     import torch
     from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the stage has its own progress bar
 
     asset = ASSETS["punctuation"]
     path = Path(value).expanduser()
