@@ -46,7 +46,7 @@ TINY_PRESET = {  # the dataset-dependent keys (same set as conf/dataset/*.yaml)
 }
 TINY_REST = {
     "fusion": {"recursions": 2, "tcn_kernel": 3, "head_hidden": 4},
-    "train": {"device": "cpu"},
+    "train": {"device": "cpu", "threads": 1},
     "report": {"plot_videos": 1},
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 import shutil
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ CMD_MODULE = re.compile(r"python -m (stages\.\w+)")
 # Static analysis of the project's modules
 # ---------------------------------------------------------------------------------------------
 
+@functools.cache
+def _parse_source(text: str, filename: str) -> ast.Module:
+    return ast.parse(text, filename)
+
+
+def parse(path: Path) -> ast.Module:
+    """The syntax tree of a file (parsed once per distinct content)."""
+    return _parse_source(path.read_text(), str(path))
+
+
 def module_path(module: str, root: Path) -> Path | None:
     """``pipeline.layout`` -> ``<root>/pipeline/layout.py`` (or the package's __init__.py)."""
     if module.split(".")[0] not in PACKAGES:
@@ -53,7 +64,7 @@ def imported_modules(path: Path, root: Path) -> set[str]:
     """Project modules imported anywhere in ``path`` (top level or inside functions)."""
     package = list(path.relative_to(root).parts[:-1])
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.add(alias.name)
@@ -71,7 +82,7 @@ def imported_modules(path: Path, root: Path) -> set[str]:
 
 def has_code(path: Path) -> bool:
     """Whether a file holds more than a docstring (an empty package __init__ is no dependency)."""
-    body = ast.parse(path.read_text()).body
+    body = parse(path).body
     return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
 
@@ -187,7 +198,7 @@ def _absolute(module: str | None, level: int, package: list[str]) -> str:
 def module_info(module: str, root: Path) -> ModuleInfo:
     path = module_path(module, root)
     assert path is not None, f"{module}: no such project module under {root}"
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path)
     package = list(path.relative_to(root).parts[:-1])
     units: dict[str, ast.AST] = {}
     top = []

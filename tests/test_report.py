@@ -29,7 +29,7 @@ TINY = {
     "fusion": {"window": 16, "stride": 8, "tcn_channels": {"audio": [8], "visual": [8], "text": [8]},
                "tcn_kernel": 3, "head_hidden": 8},
     "train": {"folds": [0, 1], "epochs": 1, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 0,
-              "device": "cpu"},
+              "device": "cpu", "threads": 1},
     "report": {"plot_videos": 1},
 }
 
