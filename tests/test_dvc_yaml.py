@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import Params, load_params
+from pipeline.params import Params, ParamsError, load_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "stages", "fusion")
@@ -410,6 +410,12 @@ def test_params_yaml_drives_the_matrices():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert raw["data"]["shard_ids"] == list(params.data.shard_ids) == list(range(params.data.shards))
     assert STAGES["train"]["matrix"] == {"fold": "${train.folds}", "target": "${train.targets}"}
+
+
+def test_shard_ids_must_match_the_shard_count():
+    assert params_from_dict({"data": {"shards": 3}}).data.shard_ids == (0, 1, 2)  # derived if absent
+    with pytest.raises(ParamsError, match=r"p.yaml: data: shard_ids \[0, 1\].*shard_ids: \[0, 1, 2\]"):
+        params_from_dict({"data": {"shards": 3, "shard_ids": [0, 1]}}, "p.yaml")
 
 
 def _doctored_copy(tmp_path: Path) -> Path:
