@@ -74,8 +74,9 @@ class Run:
 
     @property
     def ccc(self) -> float:
-        """Validation CCC of the best epoch (all validation frames concatenated)."""
-        return float(self.metrics["ccc"][self.target])
+        """Validation CCC of the best epoch (all validation frames concatenated); NaN if undefined."""
+        value = self.metrics["ccc"][self.target]
+        return math.nan if value is None else float(value)
 
 
 def _number(text: str) -> float | int | str:
