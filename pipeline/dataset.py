@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.faces import CROP_NAME
 from pipeline.labels import LabelError, Labels, fit_length, parse_annotation
 from pipeline.manifest import VideoEntry, file_hash, shard_of
 from pipeline.media import MediaError, VideoInfo, probe
@@ -46,7 +47,7 @@ ANNOTATIONS_DIR = "annotations"
 IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' annotations
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
 LAYOUTS = ("auto", "affwild2", "folder")
-CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # 00001.jpg = frame 0
+CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # any numbered image
 
 log = logging.getLogger("rjcma.dataset")
 
@@ -267,10 +268,14 @@ def _person_source(vid: str) -> str:
 def check_crops(crops_dir: str, n_frames: int, tolerance: int) -> list[Problem]:
     """Warnings for a crops folder that cannot line up with its video: no ``00001.jpg``-style
     files, or frame numbers beyond the video's last frame by more than ``tolerance``."""
-    numbers = [int(m[1]) for f in os.listdir(crops_dir) if (m := CROP_NAME_RE.match(f))]
+    numbered = [(f, int(m[1])) for f in os.listdir(crops_dir) if (m := CROP_NAME_RE.match(f))]
+    numbers = [n for f, n in numbered if f == CROP_NAME.format(n)]  # the names the visual stage reads
     if not numbers:
-        return [Problem(crops_dir, "no face crops named like 00001.jpg (1-based frame numbers); "
-                        "the frames will be treated as faceless", "warning")]
+        other = ""
+        if numbered:  # numbered images that the visual stage would not find (1.jpg, 00001.png)
+            other = f" (found e.g. {min(f for f, _ in numbered)}, which the visual stage does not read)"
+        return [Problem(crops_dir, "no face crops named like 00001.jpg (1-based frame numbers)"
+                        f"{other}; the frames will be treated as faceless", "warning")]
     if max(numbers) > n_frames + tolerance:
         return [Problem(crops_dir, f"crop {max(numbers):05d} is beyond the video's {n_frames} "
                         "frames (crops of another video?)", "warning")]

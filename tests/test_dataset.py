@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline import layout
-from pipeline.dataset import plan, scan
+from pipeline.dataset import check_crops, plan, scan
+from pipeline.faces import _crop_items
 from pipeline.labels import read_labels
 from pipeline.manifest import read_manifest, read_shard, shard_of
 from pipeline.params import DataParams
@@ -172,6 +173,20 @@ def test_crops_that_cannot_line_up_are_warned(root):
     assert warn["duo_right"].startswith("crop 00040 is beyond the video's 20 frames")
     assert not result.errors
 
+
+
+@pytest.mark.parametrize("rename", ["{n}.jpg", "{n:05d}.png", "{n:06d}.jpg"])
+def test_crops_the_visual_stage_cannot_read_are_warned(tmp_path, rename):
+    """Numbered images named otherwise than 00001.jpg pass no check silently: the visual stage
+    (pipeline.faces) reads only 00001.jpg-style names and would find no face at all."""
+    crops = write_crops(tmp_path / "crops", 3)
+    for f in sorted(crops.iterdir()):
+        f.rename(crops / rename.format(n=int(f.stem)))
+    assert [ok for _, ok in _crop_items(crops, 3, 48)] == [False] * 3
+    (warning,) = check_crops(str(crops), 3, tolerance=2)
+    assert warning.level == "warning" and warning.message.startswith("no face crops named like 00001.jpg")
+    assert rename.format(n=1) in warning.message
+    assert check_crops(str(write_crops(tmp_path / "good", 3)), 3, tolerance=2) == []
 
 def test_empty_root_and_missing_root(tmp_path):
     (tmp_path / "empty").mkdir()
