@@ -33,7 +33,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.faces import CROP_NAME
 from pipeline.labels import LabelError, Labels, fit_length, parse_annotation
 from pipeline.manifest import VideoEntry, file_hash, shard_of
 from pipeline.media import MediaError, VideoInfo, probe
@@ -48,6 +47,7 @@ IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' 
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
 LAYOUTS = ("auto", "affwild2", "folder")
 CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # any numbered image
+CROP_NAME = "{:05d}.jpg"  # the crop names pipeline.faces reads (00001.jpg = frame 0; tests keep them equal)
 
 log = logging.getLogger("rjcma.dataset")
 

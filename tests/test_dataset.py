@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import layout
+from pipeline import dataset, faces, layout
 from pipeline.dataset import check_crops, plan, scan
 from pipeline.faces import _crop_items
 from pipeline.labels import read_labels
@@ -187,6 +187,7 @@ def test_crops_the_visual_stage_cannot_read_are_warned(tmp_path, rename):
     assert warning.level == "warning" and warning.message.startswith("no face crops named like 00001.jpg")
     assert rename.format(n=1) in warning.message
     assert check_crops(str(write_crops(tmp_path / "good", 3)), 3, tolerance=2) == []
+    assert dataset.CROP_NAME == faces.CROP_NAME  # the check and the visual stage agree on names
 
 def test_empty_root_and_missing_root(tmp_path):
     (tmp_path / "empty").mkdir()
