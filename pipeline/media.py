@@ -47,6 +47,10 @@ _NO_OUTPUT = "At least one output file must be specified"
 _GENERIC = ("Error opening input file", "Error opening output file", "Conversion failed")
 
 
+# Keep the audio's start offset: pad with silence from t = 0 (ffmpeg otherwise drops a late start).
+ALIGN_AUDIO = "aresample=async=1:first_pts=0"
+
+
 class MediaError(RuntimeError):
     """A media file that cannot be read or converted; the message names the file and the reason."""
 
@@ -181,6 +185,8 @@ def extract_wav(src: str | Path, dst: str | Path, sample_rate: int = SAMPLE_RATE
                 info: VideoInfo | None = None) -> Path:
     """Decode ``src``'s first audio stream to a 16-bit mono wav at ``sample_rate`` (atomic).
 
+    The wav's sample 0 is at time 0 of the video: an audio stream that starts late is padded with
+    silence (:data:`ALIGN_AUDIO`), so frame i at i/fps and the audio at i/fps stay in step.
     The output has no metadata and ffmpeg's bitexact flags: identical input → identical bytes.
     Without an audio stream the wav holds silence of the video's duration and a warning is logged.
     ``info`` (from :func:`probe`) saves probing again. Returns ``dst``.
@@ -193,7 +199,7 @@ def extract_wav(src: str | Path, dst: str | Path, sample_rate: int = SAMPLE_RATE
     with atomic_path(dst, suffix=".wav") as tmp:
         stream = ffmpeg.input(str(src))["a:0"].output(
             str(tmp), format="wav", acodec="pcm_s16le", ac=1, ar=sample_rate,
-            map_metadata=-1, fflags="+bitexact", **{"flags:a": "+bitexact"})
+            af=ALIGN_AUDIO, map_metadata=-1, fflags="+bitexact", **{"flags:a": "+bitexact"})
         try:
             ffmpeg.run(stream, cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True,
                        overwrite_output=True)

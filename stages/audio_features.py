@@ -4,7 +4,7 @@ Reads each video's 16 kHz mono wav written by ``python -m stages.extract_audio``
 ``data/features/audio/<shard>/<id>.h5`` (schema in docs/caches.md). With ``audio.vggish_weights``
 set, the per-frame features are VGGish embeddings; otherwise the compact mean log-mel spectrum.
 A video without an audio track gets the features of silence (and a warning). Videos whose cache
-is current (same wav source, settings and versions) are skipped.
+is current (same wav bytes, settings and versions) are skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.audio import audio_features_for, load_extractor
 from pipeline.cache import is_current, write_cache
-from pipeline.manifest import VideoEntry
+from pipeline.manifest import VideoEntry, file_hash
 from pipeline.params import Params
 
 
@@ -25,17 +25,19 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
     def process(entry: VideoEntry) -> str:
         out = layout.feature_path("audio", shard, entry.id, data)
-        meta = dict(modality="audio", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
-                    extractor=extractor.name, settings=extractor.settings,
-                    versions=extractor.versions, source_hash=entry.content_hash)
-        if is_current(out, **meta):
-            return "skipped"
         wav: Path | None = layout.wav_path(shard, entry.id, data)
         if not wav.is_file():
             if entry.has_audio:
                 raise FileNotFoundError(f"{wav}: wav missing for a video with audio; run "
                                         f"`python -m stages.extract_audio --shard {shard}` first")
             wav = None  # no audio track: defined features of silence
+        # the wav's own bytes: a re-extracted wav (new extractor, changed video) is never stale
+        source = file_hash(wav) if wav is not None else f"{entry.content_hash}:no-audio"
+        meta = dict(modality="audio", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
+                    extractor=extractor.name, settings=extractor.settings,
+                    versions=extractor.versions, source_hash=source)
+        if is_current(out, **meta):
+            return "skipped"
         arrays, attrs = audio_features_for(wav, entry.fps, entry.n_frames, params.audio, extractor)
         write_cache(out, arrays, attrs=attrs, **meta)
         return "done"

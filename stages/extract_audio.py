@@ -23,7 +23,7 @@ from pipeline.manifest import VideoEntry, read_shard
 from pipeline.media import VideoInfo, extract_wav
 from pipeline.params import Params
 
-EXTRACTOR = "ffmpeg pcm_s16le mono bitexact v1"  # bump when the wav's content would change
+EXTRACTOR = "ffmpeg pcm_s16le mono bitexact aligned v2"  # bump when the wav's content would change
 
 
 def sidecar_path(wav: Path) -> Path:

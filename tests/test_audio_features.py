@@ -32,7 +32,7 @@ from pipeline.media import extract_wav, probe
 from pipeline.params import AudioParams
 from pipeline.vggish import build_vggish, load_vggish
 from stages import audio_features
-from tests.media_fixtures import make_video, tone
+from tests.media_fixtures import make_video, tone, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -205,7 +205,7 @@ def test_stage_writes_caches_skips_current_and_is_byte_identical(tmp_path, caplo
     attrs = read_attrs(out["tone"])
     assert attrs["modality"] == "audio" and attrs["n_frames"] == 30 and attrs["fps"] == 10.0
     assert attrs["frame_dataset"] == "logmel_mean" and attrs["extractor"] == "logmel"
-    assert attrs["source_hash"] == entries[0].content_hash
+    assert attrs["source_hash"] == file_hash(layout.wav_path(0, "tone", data))
     arrays = read_arrays(out["tone"])
     assert arrays["logmel"].dtype == np.float32 and arrays["logmel"].shape[1] == 64
     assert abs(len(arrays["logmel"]) - (3.0 + 1.0) * 100) <= 4  # 3 s of audio + 1 s pad
@@ -232,6 +232,12 @@ def test_stage_writes_caches_skips_current_and_is_byte_identical(tmp_path, caplo
     assert out["tone"].read_bytes() == before
     with h5py.File(out["tone"]) as f:
         assert f["logmel"].compression == "gzip" and f["logmel"].chunks is not None
+
+    # a re-extracted wav with other content (e.g. a new extractor) makes the cache stale
+    write_wav(layout.wav_path(0, "tone", data), tone(3.0, hz=880.0), 16000)
+    caplog.clear()
+    audio_features.main(argv)
+    assert "1 done" in caplog.text and out["tone"].read_bytes() != before
 
 
 def test_stage_reports_missing_weights_before_any_video(tmp_path, caplog):

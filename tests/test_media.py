@@ -116,3 +116,18 @@ def test_read_wav_rejects_non_wav(tmp_path):
     f.write_bytes(b"not a wav")
     with pytest.raises(MediaError, match="x.wav: not a readable wav"):
         read_wav(f)
+
+
+def test_audio_that_starts_late_stays_in_step_with_the_video(tmp_path):
+    """An audio stream starting 0.5 s into the video: the wav keeps the 0.5 s of silence."""
+    import subprocess
+
+    video = make_video(tmp_path / "v.mp4", n_frames=30, fps=10.0, with_audio=False)
+    wav = write_wav(tmp_path / "t.wav", tone(2.0), AUDIO_RATE)
+    late = tmp_path / "late.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(video), "-itsoffset", "0.5",
+                    "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
+                    str(late)], check=True, capture_output=True)
+    samples, sr = read_wav(extract_wav(late, tmp_path / "late.wav"))
+    loud = np.flatnonzero(np.abs(samples) > TONE_AMPLITUDE / 4)
+    assert abs(loud[0] / sr - 0.5) < 0.03  # the tone starts at 0.5 s, not at 0
