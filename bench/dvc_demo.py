@@ -57,9 +57,9 @@ def copy_tree(dest: Path) -> None:
                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     for f in filter(None, files):
         src = ROOT / f
-        if src.is_file():
+        if src.is_file() or src.is_symlink():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / f)
+            shutil.copy2(src, dest / f, follow_symlinks=False)  # conf/params.yaml stays a link
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def make_repo(repo: Path, env: dict) -> None:
         src, dst = ROOT / item, repo / item
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, dst)
     dataset = make_affwild2(repo / "data" / "demo", n_frames=N_FRAMES, fps=FPS)
@@ -196,7 +196,7 @@ def test_composing_a_preset_gives_valid_params(tmp_path, preset, monkeypatch):
     """What `dvc exp run -S dataset=<preset>` writes, composed with DVC's own Hydra code."""
     from dvc.utils.hydra import compose_and_dump
 
-    monkeypatch.chdir(ROOT)  # conf/config.yaml finds the base params.yaml in the working directory
+    monkeypatch.chdir(tmp_path)  # from any working directory (conf/params.yaml links the base)
     out = tmp_path / "params.yaml"
     compose_and_dump(out, str(ROOT / "conf"), None, "config", "", [f"dataset={preset}"])
     composed = yaml.safe_load(out.read_text())
@@ -216,3 +216,5 @@ def test_composing_a_preset_gives_valid_params(tmp_path, preset, monkeypatch):
 def test_the_hydra_composition_is_enabled_for_the_project():
     config = (ROOT / ".dvc" / "config").read_text()
     assert re.search(r"\[hydra\]\s+enabled = true", config)
+    base = ROOT / "conf" / "params.yaml"  # the composition's base is the project's params.yaml
+    assert base.is_symlink() and base.resolve() == (ROOT / "params.yaml").resolve()
