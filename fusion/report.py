@@ -207,10 +207,14 @@ def predict_test(runs: Sequence[Run], test_ids: Sequence[str], targets: Sequence
     predictions of each test video (the checkpoint's own window, stride and modalities)."""
     sums: dict[str, dict[str, np.ndarray]] = {v: {} for v in test_ids}
     counts: dict[str, int] = dict.fromkeys(targets, 0)
+    loaded: dict[tuple[str, ...], list] = {}  # features read once per set of modalities
     for run in runs:
         model, ckpt = load_checkpoint(run.dir / CHECKPOINT)
-        videos = load_videos(test_ids, list(model.modalities), [run.target], data_root,
-                             require_labels=False, desc=f"test {run.name}")
+        modalities = tuple(model.modalities)
+        if modalities not in loaded:
+            loaded[modalities] = load_videos(test_ids, list(modalities), list(targets), data_root,
+                                             require_labels=False, desc="test videos")
+        videos = loaded[modalities]
         column = list(ckpt["targets"]).index(run.target)
         for v in videos:
             pred = predict_video(model, v.features, ckpt["window"], ckpt["stride"])[:, column]
