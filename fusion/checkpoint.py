@@ -10,7 +10,7 @@ A checkpoint is a dict of tensors and plain Python values only (no pickled objec
   and ``n_outputs``; :func:`fusion.model.build_model` rebuilds the network from it;
 - ``targets``: the output columns, e.g. ``["valence"]`` or ``["valence", "arousal"]``;
 - ``window``, ``stride``: K and s for windowed prediction;
-- ``params``: the resolved params (every section) the run used;
+- ``params``: the resolved params the run used (:func:`recorded_params`: all but data/report);
 - ``info``: run facts (fold, best epoch, validation CCC, ...).
 """
 
@@ -30,6 +30,16 @@ from pipeline.params import Params, to_dict
 FORMAT = "rjcma-checkpoint-1"
 
 
+def recorded_params(params: Params) -> dict[str, Any]:
+    """The params a checkpoint records: the model's and the recipe's, and the feature sections
+    that ``predict`` needs to compute features exactly as in training. Not ``data`` or
+    ``report``: changing those must not make DVC retrain."""
+    return {"fusion": to_dict(params.fusion), "train": to_dict(params.train),
+            "audio": to_dict(params.audio), "visual": to_dict(params.visual),
+            "asr": to_dict(params.asr), "punctuation": to_dict(params.punctuation),
+            "text": to_dict(params.text)}
+
+
 def save_checkpoint(path: str | Path, model: RJCMA, *, targets: Sequence[str], params: Params,
                     info: dict[str, Any] | None = None) -> Path:
     """Atomically write ``model`` and its config to ``path``."""
@@ -41,7 +51,7 @@ def save_checkpoint(path: str | Path, model: RJCMA, *, targets: Sequence[str], p
         "targets": list(targets),
         "window": int(params.fusion.window),
         "stride": int(params.fusion.stride),
-        "params": to_dict(params),
+        "params": recorded_params(params),
         "info": dict(info or {}),
     }
     buf = io.BytesIO()  # not the temp file: torch.save names the archive after it (non-deterministic bytes)
