@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.labels import LabelError, Labels, fit_length, parse_annotation
-from pipeline.manifest import VideoEntry, file_hash, shard_of
+from pipeline.manifest import VideoEntry, crops_fingerprint, file_hash, shard_of
 from pipeline.media import MediaError, VideoInfo, probe
 from pipeline.params import DataParams
 
@@ -325,7 +325,9 @@ def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts
             id=p.id, source=p.source, source_id=p.source_id, content_hash=hashes.get(p.source, ""),
             fps=info.fps, n_frames=info.n_frames, duration=info.duration, has_audio=info.has_audio,
             partition=p.partition, label_file=p.label_file, crops_dir=p.crops_dir,
-            transcript_file=p.transcript_file, shard=shard_of(p.id, data.shards)))
+            transcript_file=p.transcript_file, shard=shard_of(p.id, data.shards),
+            crops_hash=crops_fingerprint(p.crops_dir) if p.crops_dir else "",
+            transcript_hash=file_hash(p.transcript_file) if p.transcript_file else ""))
         if p.crops_dir:
             result.problems += check_crops(p.crops_dir, info.n_frames, data.label_tolerance)
         if info.frame_count == "decoded" and info.n_frames != info.header_frames:

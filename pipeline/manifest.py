@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class VideoEntry:
     crops_dir: str = ""  # cropped_aligned/<id> when the dataset has face crops
     transcript_file: str = ""  # a user-provided word-level transcript, "" if none
     shard: int = 0
+    crops_hash: str = ""  # crops_fingerprint(crops_dir): an edited crops folder re-runs its shard
+    transcript_hash: str = ""  # file_hash(transcript_file): an edited transcript re-runs its shard
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,6 +61,19 @@ def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+    return h.hexdigest()[:16]
+
+
+def crops_fingerprint(crops_dir: str | Path) -> str:
+    """A cheap, clone-independent fingerprint of a crops folder: sha256 of its file names and sizes.
+
+    (Reading every crop of Aff-Wild2, ~3 M files, on each manifest run would cost minutes; an edit
+    that keeps a JPEG's size exactly is not noticed.)
+    """
+    h = hashlib.sha256()
+    with os.scandir(crops_dir) as it:
+        for name, size in sorted((e.name, e.stat().st_size) for e in it if e.is_file()):
+            h.update(f"{name}\t{size}\n".encode())
     return h.hexdigest()[:16]
 
 

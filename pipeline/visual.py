@@ -16,9 +16,7 @@ bool, ``embedding`` ``[n_frames, D]`` float32.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import cv2
 import numpy as np
 
 from pipeline.faces import iter_faces, resolve_source
+from pipeline.manifest import crops_fingerprint
 from pipeline.params import VisualParams, to_dict
 
 log = logging.getLogger(__name__)
@@ -117,15 +116,6 @@ def cache_settings(params: VisualParams, source: str) -> dict:
             del settings[k]
     del settings["pixels_size" if params.backbone == "ir50" else "ir50_weights"]
     return settings
-
-
-def crops_fingerprint(crops_dir: str | Path) -> str:
-    """A cheap content fingerprint of a crops directory: sha256 of its image names and sizes."""
-    h = hashlib.sha256()
-    with os.scandir(crops_dir) as it:
-        for name, size in sorted((e.name, e.stat().st_size) for e in it if e.is_file()):
-            h.update(f"{name}\t{size}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def source_hash(content_hash: str, params: VisualParams, crops_dir: str | Path | None) -> str:

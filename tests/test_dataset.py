@@ -16,7 +16,7 @@ from pipeline.labels import read_labels
 from pipeline.manifest import read_manifest, read_shard, shard_of
 from pipeline.params import DataParams
 from stages import manifest as manifest_stage
-from tests.media_fixtures import make_video, va_track, write_annotation, write_crops
+from tests.media_fixtures import make_affwild2, make_video, va_track, write_annotation, write_crops
 
 IDS = ["duo_left", "duo_right", "test1", "train1", "train2", "val1"]
 
@@ -249,3 +249,21 @@ def test_symlinked_video_folder_is_followed(tmp_path):
     result = scan(tmp_path / "root", DataParams(), progress=False)
     assert [(e.id, e.source) for e in result.entries] == [
         ("clip", (tmp_path / "root" / "videos" / "deep" / "clip.mp4").as_posix())]
+
+
+def test_edited_crops_and_transcripts_change_the_entry(tmp_path):
+    """The shard lists carry crops and transcript fingerprints, so DVC re-runs a shard on edits."""
+    root = make_affwild2(tmp_path / "ds")
+    (root / "transcripts").mkdir()
+    t = root / "transcripts" / "train1.json"
+    t.write_text(json.dumps([{"word": "hello", "start": 0.1, "end": 0.5}]))
+    before = {e.id: e for e in scan(root, DataParams(), progress=False).entries}
+    assert before["train1"].transcript_hash and before["train1"].crops_hash
+    assert before["train2"].crops_hash == "" and before["train2"].transcript_hash == ""
+    t.write_text(json.dumps([{"word": "goodbye", "start": 0.1, "end": 0.5}]))
+    crop = root / "cropped_aligned" / "duo_left" / "00002.jpg"
+    crop.write_bytes(crop.read_bytes() + b"\0")  # an edited crop (its size changes)
+    after = {e.id: e for e in scan(root, DataParams(), progress=False).entries}
+    assert after["train1"].transcript_hash != before["train1"].transcript_hash
+    assert after["duo_left"].crops_hash != before["duo_left"].crops_hash
+    assert after["duo_right"] == before["duo_right"] and after["val1"] == before["val1"]
