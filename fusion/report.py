@@ -24,6 +24,7 @@ the per-frame predictions over the folds (an ensemble of the cross-validation mo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -39,6 +40,7 @@ from fusion.checkpoint import load_checkpoint
 from fusion.curves import plot_curves
 from fusion.data import load_videos
 from fusion.evaluate import predict_video
+from fusion.train import JOINT_TARGET
 from pipeline import layout
 from pipeline.atomic import atomic_path, write_json, write_text
 
@@ -93,6 +95,18 @@ def read_csv_rows(path: Path) -> list[dict]:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def run_outputs(target: str, metrics: dict) -> list[str]:
+    """The targets a run predicts: its own, or every target in a joint (``both``) run's metrics."""
+    if target != JOINT_TARGET:
+        return [target]
+    return [t for t in metrics["ccc"] if t != "mean"]
+
+
+def per_target(run: Run) -> list[Run]:
+    """A joint run as one view per target (same folder and model), a single-target run as itself."""
+    return [dataclasses.replace(run, target=t) for t in run_outputs(run.target, run.metrics)]
+
+
 def read_run(fold: int, target: str, results: Path = layout.RESULTS) -> Run:
     """The run ``<fold>-<target>``; :class:`ReportError` naming the file when something is missing."""
     run_dir = layout.train_dir(fold, target, results)
@@ -102,7 +116,8 @@ def read_run(fold: int, target: str, results: Path = layout.RESULTS) -> Run:
             raise ReportError(f"{run_dir / name}: missing; {hint}")
     try:
         metrics = json.loads((run_dir / METRICS).read_text())
-        metrics["ccc"][target]
+        for t in run_outputs(target, metrics):
+            metrics["ccc"][t]
     except (ValueError, KeyError, TypeError) as e:
         raise ReportError(f"{run_dir / METRICS}: no validation CCC for {target!r} ({e})") from e
     try:
@@ -244,7 +259,8 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
     if any(f >= len(split["folds"]) or f < 0 for f in folds):
         raise ReportError(f"{layout.folds_file(data_root)}: has {len(split['folds'])} folds, "
                           f"the report asks for folds {list(folds)}")
-    runs = [read_run(f, t, results) for f in folds for t in targets]
+    runs = [view for f in folds for t in targets for view in per_target(read_run(f, t, results))]
+    targets = list(dict.fromkeys(r.target for r in runs))  # a joint run's outputs replace `both`
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -33,6 +33,7 @@ from fusion.model import RJCMA
 from pipeline.params import FusionParams, TrainParams
 
 JOINT_TARGET = "both"  # the target name of a joint (multi-output) run
+JOINT_OUTPUTS = ("valence", "arousal")  # its outputs when train.targets is just [both] (dvc.yaml's matrix)
 
 log = logging.getLogger("rjcma.train")
 
@@ -53,15 +54,18 @@ class TrainResult:
 def run_targets(train: TrainParams, target: str) -> tuple[str, ...]:
     """The model outputs of a run named ``target``: one target, or all of them for ``both``.
 
-    ``both`` requires ``train.joint``; a single target requires it to be off and to be listed in
-    ``train.targets``.
+    ``both`` requires ``train.joint`` and predicts the named ``train.targets`` (valence and arousal
+    when the list is just ``[both]``, as dvc.yaml's folds x targets matrix needs for a joint run);
+    a single target requires ``train.joint`` off and to be listed in ``train.targets``.
     """
     if target == JOINT_TARGET:
         if not train.joint:
             raise ValueError(f"target {JOINT_TARGET!r} needs train.joint: true")
-        return tuple(train.targets)
+        named = tuple(t for t in train.targets if t != JOINT_TARGET)
+        return named or JOINT_OUTPUTS
     if train.joint:
-        raise ValueError(f"train.joint is true: the run's target is {JOINT_TARGET!r}, not {target!r}")
+        raise ValueError(f"train.joint is true: the run's target is {JOINT_TARGET!r}, not {target!r} "
+                         f"(under DVC set train.targets: [{JOINT_TARGET}])")
     if target not in train.targets:
         raise ValueError(f"unknown target {target!r}; train.targets = {list(train.targets)}")
     return (target,)

@@ -41,8 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     ccc = metrics["ccc"]
     log.info("report: validation CCC over %d fold(s): %s -> %s (%.1f s)", len(params.train.folds),
-             ", ".join(f"{t} {ccc[t]:.4f}" if ccc[t] is not None else f"{t} n/a"
-                       for t in params.train.targets),
+             ", ".join(f"{t} {v:.4f}" if v is not None else f"{t} n/a" for t, v in ccc.items()),
              out, time.perf_counter() - t0)
     return 0
 

@@ -133,3 +133,24 @@ def test_a_missing_configured_run_is_a_clear_error(trained, tmp_path, caplog):
     assert report_stage.main(["--params", str(params), "--data", str(root / "data"),
                               "--results", str(tmp_path / "results")]) == 2
     assert "0-valence" in caplog.text and "missing" in caplog.text and "stages.train" in caplog.text
+
+
+def test_joint_runs_work_through_the_folds_x_targets_matrix(tmp_path):
+    """train.joint with train.targets [both] (what dvc.yaml's matrix runs): one 2-output model per
+    fold, reported per target like separate runs."""
+    data, results = tmp_path / "data", tmp_path / "results"
+    ids = write_dataset(data, {"train": 3, "validation": 2, "test": 1}, N_FRAMES, seed=5)
+    params = tmp_path / "params.yaml"
+    joint = {**TINY, "train": {**TINY["train"], "folds": [0], "joint": True, "targets": ["both"]}}
+    params.write_text(yaml.safe_dump(joint))
+    assert train_stage.main(["--params", str(params), "--data", str(data), "--out", str(results),
+                             "--fold", "0", "--target", "both"]) == 0
+    _, ckpt = load_checkpoint(layout.train_dir(0, "both", results) / "checkpoint.pt")
+    assert ckpt["targets"] == ["valence", "arousal"]
+    assert run_report(tmp_path, params) == 0
+    out = layout.report_dir(results)
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = json.loads((layout.train_dir(0, "both", results) / "metrics.json").read_text())
+    assert metrics["folds"]["0"] == pytest.approx({t: run["ccc"][t] for t in ("valence", "arousal")})
+    test_file = out / "test" / f"{ids['test'][0]}.txt"
+    assert test_file.read_text().splitlines()[0] == "valence,arousal"
