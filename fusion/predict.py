@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fusion.checkpoint import load_checkpoint
 from fusion.evaluate import predict_video
+from pipeline.assets import AssetError
 from pipeline.atomic import atomic_path, write_text
 from pipeline.features import frame_features
 from pipeline.params import Params, params_from_dict
@@ -82,12 +83,15 @@ def _text_features(params: Params, video_id: str, fps: float, n_frames: int, wav
     from pipeline.text import TextChain
 
     path = tmp / "text.h5"
-    try:
-        TextChain(params).write(path, video_id, fps, n_frames, wav=wav, transcript_file=transcript)
+    if transcript is not None:  # the user named it: a bad transcript is an error, never zeros
+        TextChain(params).write(path, video_id, fps, n_frames, transcript_file=transcript)
         return path
-    except Exception as e:  # no ASR model offline, bad transcript, ...: predict without words
-        notes.append(f"text: zeros ({e})")
-        log.warning("%s: text features unavailable, using zeros: %s", video_id, e)
+    try:
+        TextChain(params).write(path, video_id, fps, n_frames, wav=wav)
+        return path
+    except AssetError as e:  # no ASR model (offline): predict without words
+        notes.append(f"text: zeros (no ASR model: pass --transcript, or see docs/models.md; {e})")
+        log.warning("%s: no ASR model, text features are zeros (pass --transcript FILE)", video_id)
         return None
 
 
@@ -155,7 +159,10 @@ def predict(video: str | Path, model_dir: str | Path, transcript: str | Path | N
             device: str = "cpu") -> Prediction:
     """Predict per-frame targets of ``video`` with every checkpoint under ``model_dir``."""
     paths = find_checkpoints(model_dir)
+    if crops_dir is not None and not any(Path(crops_dir).glob("*.jpg")):
+        raise FileNotFoundError(f"{crops_dir}: no face crops (00001.jpg ...) in this folder")
     loaded = [load_checkpoint(p, device) for p in paths]
+    log.info("%d checkpoint(s): %s", len(paths), ", ".join(str(p.parent.name) for p in paths))
     params = feature_params([ck for _, ck in loaded])
     if face_source:
         params = replace(params, visual=replace(params.visual, face_source=face_source))

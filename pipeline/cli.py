@@ -43,6 +43,22 @@ def _predict(args: argparse.Namespace) -> int:
         log.error("--transcript %s is one file but %d videos were given; pass a folder of "
                   "<video>.json|csv transcripts instead", args.transcript, len(args.videos))
         return 2
+    stems = [Path(v).stem for v in args.videos]
+    clash = sorted({s for s in stems if stems.count(s) > 1})
+    if clash:
+        log.error("videos with the same name would overwrite each other's outputs in %s: %s",
+                  out, ", ".join(clash))
+        return 2
+    if out.exists() and not out.is_dir():
+        log.error("--out %s: exists and is not a directory", out)
+        return 2
+    try:
+        from fusion.predict import find_checkpoints
+
+        find_checkpoints(args.model)
+    except FileNotFoundError as e:
+        log.error("%s", e)
+        return 2
     failed = 0
     for video in args.videos:
         try:
@@ -50,7 +66,8 @@ def _predict(args: argparse.Namespace) -> int:
             pred = predict(video, args.model, transcript=transcript, crops_dir=args.crops,
                            face_source=args.face_source, device=args.device)
         except Exception as e:  # one unreadable video never stops the others
-            log.error("%s: %s", video, e)
+            msg = str(e) or type(e).__name__
+            log.error("%s", msg if str(video) in msg else f"{video}: {msg}")
             log.debug("traceback", exc_info=True)
             failed += 1
             continue
@@ -65,7 +82,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rjcma", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="rjcma", description="rjcma: emotion recognition from videos "
+                                "(valence/arousal per frame). DVC stages run as python -m stages.<name>.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 

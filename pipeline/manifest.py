@@ -89,6 +89,10 @@ def read_shard(shard: int, root: Path = layout.DATA) -> list[VideoEntry]:
     """The entries of one shard; a clear error when the manifest stage has not run."""
     path = layout.shard_file(shard, root)
     if not path.exists():
+        n = len(list(path.parent.glob("*.json"))) if path.parent.is_dir() else 0
+        if n:
+            raise FileNotFoundError(f"{path}: no shard {shard}; the manifest has shards 0..{n - 1} "
+                                    "(data.shards)")
         raise FileNotFoundError(f"{path}: shard list missing; run `python -m stages.manifest` first")
     return [VideoEntry.from_dict(d) for d in json.loads(path.read_text())]
 

@@ -124,6 +124,8 @@ def probe(path: str | Path, count: str = "auto") -> VideoInfo:
     path = Path(path)
     if count not in COUNT_MODES:
         raise ValueError(f"count must be one of {COUNT_MODES}, got {count!r}")
+    if path.is_dir():
+        raise MediaError(f"{path}: a directory, not a video file")
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     if path.stat().st_size == 0:

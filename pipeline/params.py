@@ -151,6 +151,21 @@ class FusionParams:
     head_hidden: int = 0  # 0 = d // 2
     normalize: bool = True  # standardise input features with training-set statistics
 
+    def __post_init__(self) -> None:
+        known = ("audio", "visual", "video", "text")
+        bad = [m for m in self.modalities if m not in known]
+        if bad or not self.modalities:
+            raise ParamsError(f"fusion.modalities: {list(self.modalities)}; each must be one of "
+                              "audio, visual, text")
+        if self.variant not in ("paper", "official"):
+            raise ParamsError(f"fusion.variant: {self.variant!r} is not one of ['paper', 'official']")
+        for key in ("recursions", "window", "stride", "tcn_kernel"):
+            if getattr(self, key) < 1:
+                raise ParamsError(f"fusion.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("tcn_dropout", "attention_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ParamsError(f"fusion.{key} must be in [0, 1), got {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -173,6 +188,17 @@ class TrainParams:
     amp: bool = True  # mixed precision on CUDA
     num_workers: int = 0
     threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest for small models)
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "epochs"):
+            if getattr(self, key) < 1:
+                raise ParamsError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0 or self.min_lr < 0 or self.weight_decay < 0 or not 0 < self.plateau_factor < 1:
+            raise ParamsError("train.lr > 0, train.min_lr >= 0, train.weight_decay >= 0 and "
+                              f"0 < train.plateau_factor < 1 needed, got {self.lr}, {self.min_lr}, "
+                              f"{self.weight_decay}, {self.plateau_factor}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ParamsError(f"train.device: {self.device!r}; expected auto, cpu or cuda[:N]")
 
 
 @dataclass(frozen=True)
@@ -216,6 +242,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         _, vt = typing.get_args(tp)
         return {str(k): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -42,7 +42,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def stage_parser(prog: str, description: str, shard: bool = True) -> argparse.ArgumentParser:
     """The standard stage command line: ``--params``, ``--data`` and (per-shard stages) ``--shard``."""
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = argparse.ArgumentParser(prog=prog, description=description.replace("``", ""))
     p.add_argument("--params", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
     p.add_argument("--data", default=str(layout.DATA), help="data directory (default: %(default)s)")
     if shard:

@@ -43,3 +43,24 @@ def test_bad_files_name_the_file(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ParamsError, match="bad.yaml"):
         load_params(bad)
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"train": {"epochs": 0}}, ["train.epochs", ">= 1"]),
+    ({"train": {"lr": -0.001}}, ["train.lr"]),
+    ({"fusion": {"variant": "papr"}}, ["fusion.variant", "papr"]),
+    ({"fusion": {"modalities": ["vision"]}}, ["fusion.modalities", "vision"]),
+    ({"fusion": {"window": 0}}, ["fusion.window"]),
+])
+def test_out_of_range_values_name_the_key(raw, words):
+    with pytest.raises(ParamsError) as e:
+        params_from_dict(raw, "p.yaml")
+    for w in words:
+        assert w in str(e.value)
+    assert "p.yaml" in str(e.value)
+
+
+def test_exponent_without_dot_is_a_number(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("train:\n  lr: 1e-3\n")  # YAML 1.1 reads this as a string
+    assert load_params(p).train.lr == 1e-3

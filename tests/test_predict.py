@@ -93,5 +93,28 @@ def test_transcript_file_for_many_videos_is_refused(setup, tmp_path, caplog):
 def test_missing_model_dir_is_a_clear_error(setup, tmp_path, caplog):
     code = main(["predict", str(setup["video"]), "--model", str(tmp_path / "nothing"),
                  "--out", str(tmp_path)])
-    assert code == 1 and "no such model directory" in caplog.text
+    assert code == 2 and "no such model directory" in caplog.text
+
+
+def test_mistakes_in_what_the_user_named_are_errors_not_zeros(setup, tmp_path, caplog):
+    video, runs = str(setup["video"]), str(setup["runs"])
+    bad = tmp_path / "words.txt"
+    bad.write_text("hello")
+    assert main(["predict", video, "--model", runs, "--transcript", str(bad),
+                 "--out", str(tmp_path / "o1")]) == 1
+    assert "words.txt: unknown transcript format" in caplog.text
+    assert not (tmp_path / "o1" / "clip.csv").exists()
+    (tmp_path / "nocrops").mkdir()
+    assert main(["predict", video, "--model", runs, "--crops", str(tmp_path / "nocrops"),
+                 "--out", str(tmp_path / "o2")]) == 1
+    assert "no face crops" in caplog.text
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "clip.mp4").write_bytes(setup["video"].read_bytes())
+    assert main(["predict", video, str(other / "clip.mp4"), "--model", runs,
+                 "--out", str(tmp_path / "o3")]) == 2
+    assert "same name" in caplog.text
+    (tmp_path / "afile").write_text("x")
+    assert main(["predict", video, "--model", runs, "--out", str(tmp_path / "afile")]) == 2
+    assert "not a directory" in caplog.text
 
