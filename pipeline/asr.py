@@ -53,8 +53,12 @@ class VoskModel:
 def vosk_asset(value: str) -> Asset:
     """The asset description for a Vosk model name or path (for error messages)."""
     name = Path(value).name or value
-    return ASSETS.get(name) or Asset(f"Vosk model {name}", name, f"{VOSK_MODELS_URL} ({name}.zip)",
-                                     "asr.model")
+    if name in ASSETS:
+        return ASSETS[name]
+    if _looks_like_path(value) or not name.startswith("vosk-model"):  # a local folder of any name
+        return Asset(f"Vosk model {name}", "a Vosk model (e.g. vosk-model-en-us-0.22)",
+                     VOSK_MODELS_URL, "asr.model")
+    return Asset(f"Vosk model {name}", name, f"{VOSK_MODELS_URL} ({name}.zip)", "asr.model")
 
 
 def _looks_like_path(value: str) -> bool:
@@ -90,8 +94,10 @@ def load_vosk(value: str) -> VoskModel:
     try:  # Vosk's own folders (~/.cache/vosk, VOSK_MODEL_PATH), or its download with internet
         found = find_vosk_model(value)
     except (Exception, SystemExit) as e:  # vosk calls sys.exit() for unknown names
-        why = " ".join(str(e).split())[:200] or type(e).__name__
-        raise missing(asset, f"Vosk's download of {value!r}", f"offline or unknown name ({why})") from None
+        text = " ".join(str(e).split())
+        offline = any(k in text for k in ("NameResolution", "Connection", "Max retries", "timed out"))
+        why = "no network" if offline else f"unknown name? {text[:120] or type(e).__name__}"
+        raise missing(asset, f"Vosk's download of {value!r}", why) from None
     try:
         model = vosk.Model(model_path=str(found))
     except Exception as e:
