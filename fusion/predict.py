@@ -78,16 +78,46 @@ def feature_params(checkpoints: Sequence[dict]) -> Params:
     return params_from_dict(first, "checkpoint params")
 
 
-def _text_features(params: Params, video_id: str, fps: float, n_frames: int, wav: Path | None,
-                   transcript: str | Path | None, tmp: Path, notes: list[str]) -> Path | None:
-    from pipeline.text import TextChain
+@dataclass
+class FeatureModels:
+    """The feature extractors of one set of params, loaded on first use and kept for every video."""
 
+    params: Params
+    _audio: object = None
+    _visual: object = None
+    _text: object = None
+
+    def audio(self):
+        if self._audio is None:
+            from pipeline.audio import load_extractor
+
+            self._audio = load_extractor(self.params.audio)
+        return self._audio
+
+    def visual(self):
+        if self._visual is None:
+            from pipeline.visual import load_backbone
+
+            self._visual = load_backbone(self.params.visual)
+        return self._visual
+
+    def text(self):
+        if self._text is None:
+            from pipeline.text import TextChain
+
+            self._text = TextChain(self.params)  # loads ASR / punctuation / BERT once, lazily
+        return self._text
+
+
+def _text_features(models: FeatureModels, video_id: str, fps: float, n_frames: int,
+                   wav: Path | None, transcript: str | Path | None, tmp: Path,
+                   notes: list[str]) -> Path | None:
     path = tmp / "text.h5"
     if transcript is not None:  # the user named it: a bad transcript is an error, never zeros
-        TextChain(params).write(path, video_id, fps, n_frames, transcript_file=transcript)
+        models.text().write(path, video_id, fps, n_frames, transcript_file=transcript)
         return path
     try:
-        TextChain(params).write(path, video_id, fps, n_frames, wav=wav)
+        models.text().write(path, video_id, fps, n_frames, wav=wav)
         return path
     except AssetError as e:  # no ASR model (offline): predict without words
         notes.append(f"text: zeros (no ASR model: pass --transcript, or see docs/models.md; {e})")
@@ -97,12 +127,15 @@ def _text_features(params: Params, video_id: str, fps: float, n_frames: int, wav
 
 def extract_features(video: str | Path, params: Params, modalities: Sequence[str],
                      transcript: str | Path | None = None, crops_dir: str | Path | None = None,
+                     models: FeatureModels | None = None,
                      ) -> tuple[dict[str, np.ndarray], np.ndarray, float, list[str]]:
     """Per-frame features ``{modality: [T, D_m]}`` of one video with the stages' own code.
 
-    Returns ``(features, face_present [T], fps, notes)``. Text features are None-free: when the
-    text chain fails they are zeros of the trained dimension (the caller fills them in).
+    Returns ``(features, face_present [T], fps, notes)``. A modality whose features could not be
+    computed (no ASR model) is missing from ``features``; the caller fills in zeros. ``models``:
+    extractors shared across videos (loaded here when not given).
     """
+    models = models or FeatureModels(params)
     from pipeline.audio import audio_features_for
     from pipeline.cache import write_cache
     from pipeline.media import extract_wav, probe
@@ -125,7 +158,8 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
             notes.append("audio: no audio track (silent-audio features, no words)")
             log.warning("%s: no audio track; audio features of silence, no words", video)
         if "audio" in modalities:
-            arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio)
+            arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio,
+                                               models.audio())
             p = write_cache(tmp / "audio.h5", arrays, modality="audio", extractor="predict",
                             settings={}, attrs=attrs, **meta)
             feats["audio"] = frame_features(p)
@@ -134,7 +168,8 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
             vparams = params.visual
             if crops_dir is None and vparams.face_source == "crops":
                 vparams = replace(vparams, face_source="detect")
-            arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir=crops_dir)
+            arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir=crops_dir,
+                                                backbone=models.visual())
             present = arrays["face_present"]
             p = write_cache(tmp / "visual.h5", arrays, modality="visual", extractor="predict",
                             settings={}, attrs=attrs, **meta)
@@ -146,7 +181,7 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
             if wav is None and transcript is None:
                 notes.append("text: zeros (no audio track and no transcript)")
             else:
-                p = _text_features(params, vid, info.fps, info.n_frames, wav, transcript, tmp, notes)
+                p = _text_features(models, vid, info.fps, info.n_frames, wav, transcript, tmp, notes)
                 if p is not None:
                     feats["text"] = frame_features(p)
             steps.update()
@@ -154,37 +189,53 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
     return feats, present, info.fps, notes
 
 
+class Predictor:
+    """Every checkpoint under ``model_dir`` and the feature extractors, loaded once for many videos."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", face_source: str | None = None):
+        self.paths = find_checkpoints(model_dir)
+        self.loaded = [load_checkpoint(p, device) for p in self.paths]
+        log.info("%d checkpoint(s): %s", len(self.paths),
+                 ", ".join(str(p.parent.name) for p in self.paths))
+        params = feature_params([ck for _, ck in self.loaded])
+        if face_source:
+            params = replace(params, visual=replace(params.visual, face_source=face_source))
+        self.params = params
+        self.modalities = sorted({m for model, _ in self.loaded for m in model.modalities})
+        self.models = FeatureModels(params)
+
+    def __call__(self, video: str | Path, transcript: str | Path | None = None,
+                 crops_dir: str | Path | None = None) -> Prediction:
+        """Per-frame targets of ``video``; checkpoints of one target are averaged."""
+        if crops_dir is not None and not any(Path(crops_dir).glob("*.jpg")):
+            raise FileNotFoundError(f"{crops_dir}: no face crops (00001.jpg ...) in this folder")
+        feats, present, fps, notes = extract_features(video, self.params, self.modalities,
+                                                      transcript, crops_dir, self.models)
+        n_frames = present.shape[0]
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        for (model, ck), path in tqdm(list(zip(self.loaded, self.paths)), desc="models",
+                                      unit="model", disable=None):
+            inputs = {}
+            for m in model.modalities:
+                dim = model.config_dict()["input_dims"][m]
+                inputs[m] = feats.get(m, np.zeros((n_frames, dim), np.float32))
+                if inputs[m].shape[1] != dim:
+                    raise ValueError(f"{path}: trained on {dim}-d {m} features, the video gives "
+                                     f"{inputs[m].shape[1]}-d (different feature params?)")
+            out = predict_video(model, inputs, ck["window"], ck["stride"])  # [T, n_targets]
+            for j, target in enumerate(ck["targets"]):
+                sums[target] = sums.get(target, 0) + out[:, j]
+                counts[target] = counts.get(target, 0) + 1
+        values = {t: (sums[t] / counts[t]).astype(np.float32) for t in sorted(sums)}
+        return Prediction(str(video), fps, values, present, notes)
+
+
 def predict(video: str | Path, model_dir: str | Path, transcript: str | Path | None = None,
             crops_dir: str | Path | None = None, face_source: str | None = None,
             device: str = "cpu") -> Prediction:
-    """Predict per-frame targets of ``video`` with every checkpoint under ``model_dir``."""
-    paths = find_checkpoints(model_dir)
-    if crops_dir is not None and not any(Path(crops_dir).glob("*.jpg")):
-        raise FileNotFoundError(f"{crops_dir}: no face crops (00001.jpg ...) in this folder")
-    loaded = [load_checkpoint(p, device) for p in paths]
-    log.info("%d checkpoint(s): %s", len(paths), ", ".join(str(p.parent.name) for p in paths))
-    params = feature_params([ck for _, ck in loaded])
-    if face_source:
-        params = replace(params, visual=replace(params.visual, face_source=face_source))
-    modalities = sorted({m for model, _ in loaded for m in model.modalities})
-    feats, present, fps, notes = extract_features(video, params, modalities, transcript, crops_dir)
-    n_frames = present.shape[0]
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for (model, ck), path in tqdm(list(zip(loaded, paths)), desc="models", unit="model", disable=None):
-        inputs = {}
-        for m in model.modalities:
-            dim = model.config_dict()["input_dims"][m]
-            inputs[m] = feats.get(m, np.zeros((n_frames, dim), np.float32))
-            if inputs[m].shape[1] != dim:
-                raise ValueError(f"{path}: trained on {dim}-d {m} features, the video gives "
-                                 f"{inputs[m].shape[1]}-d (different feature params?)")
-        out = predict_video(model, inputs, ck["window"], ck["stride"])  # [T, n_targets]
-        for j, target in enumerate(ck["targets"]):
-            sums[target] = sums.get(target, 0) + out[:, j]
-            counts[target] = counts.get(target, 0) + 1
-    values = {t: (sums[t] / counts[t]).astype(np.float32) for t in sorted(sums)}
-    return Prediction(str(video), fps, values, present, notes)
+    """Predict per-frame targets of one ``video`` with every checkpoint under ``model_dir``."""
+    return Predictor(model_dir, device, face_source)(video, transcript, crops_dir)
 
 
 def to_csv(pred: Prediction) -> str:

@@ -36,7 +36,7 @@ def transcript_for(video: str, given: str | None) -> Path | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fusion.predict import predict, write_outputs
+    from fusion.predict import Predictor, write_outputs
 
     out = Path(args.out)
     if args.transcript and Path(args.transcript).is_file() and len(args.videos) > 1:
@@ -52,19 +52,16 @@ def _predict(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         log.error("--out %s: exists and is not a directory", out)
         return 2
-    try:
-        from fusion.predict import find_checkpoints
-
-        find_checkpoints(args.model)
-    except FileNotFoundError as e:
+    try:  # checkpoints and feature models load once for all the videos
+        predictor = Predictor(args.model, args.device, args.face_source)
+    except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 2
     failed = 0
     for video in args.videos:
         try:
             transcript = transcript_for(video, args.transcript)
-            pred = predict(video, args.model, transcript=transcript, crops_dir=args.crops,
-                           face_source=args.face_source, device=args.device)
+            pred = predictor(video, transcript=transcript, crops_dir=args.crops)
         except Exception as e:  # one unreadable video never stops the others
             msg = str(e) or type(e).__name__
             log.error("%s", msg if str(video) in msg else f"{video}: {msg}")
