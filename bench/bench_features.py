@@ -30,13 +30,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torchvggish import vggish_input  # noqa: E402
 
-from pipeline.audio import AudioExtractor, audio_features_for, patches  # noqa: E402
-from pipeline.cache import write_cache  # noqa: E402
-from pipeline.ir50 import IR50  # noqa: E402
-from pipeline.media import extract_wav, read_wav  # noqa: E402
-from pipeline.params import AudioParams, VisualParams  # noqa: E402
-from pipeline.vggish import build_vggish  # noqa: E402
-from pipeline.visual import VisualBackbone, ir50_embed, load_backbone, visual_features_for  # noqa: E402
+from pipeline.audio.features import AudioExtractor, audio_features_for, patches  # noqa: E402
+from pipeline.audio.vggish import build_vggish  # noqa: E402
+from pipeline.core.cache import write_cache  # noqa: E402
+from pipeline.core.media import extract_wav, read_wav  # noqa: E402
+from pipeline.core.params import AudioParams, VisualParams  # noqa: E402
+from pipeline.visual.features import VisualBackbone, ir50_embed, load_backbone, visual_features_for  # noqa: E402
+from pipeline.visual.ir50 import IR50  # noqa: E402
 from tests.media_fixtures import make_video, write_crops  # noqa: E402
 
 OUT = Path("bench/out/features")

@@ -2,7 +2,7 @@
 
 Writes real per-video HDF5 caches at the paper's sizes (visual ``embedding`` 512-d float32, audio
 ``vggish`` 128-d float32, text 768-d float16 word table + ``frame_word``) with
-``pipeline.cache.write_cache``, then times
+``pipeline.core.cache.write_cache``, then times
 
 1. loading: ``fusion.data.load_videos`` (``frame_features`` of every cache + labels.h5) — paid once
    per run, before the first epoch;
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from fusion.ccc import ccc_loss  # noqa: E402
 from fusion.data import WindowDataset, load_videos, make_loader  # noqa: E402
 from fusion.model import RJCMA  # noqa: E402
-from fusion.synthetic import write_dataset  # noqa: E402
-from pipeline.params import FusionParams, TrainParams  # noqa: E402
+from pipeline.core.params import FusionParams, TrainParams  # noqa: E402
+from tests.synthetic import write_dataset  # noqa: E402
 
 PAPER_DIMS = {"audio": 128, "visual": 512, "text": 768}
 MODS = ("audio", "visual", "text")

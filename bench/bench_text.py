@@ -27,10 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.bert import BertEncoder, encode_words, load_bert  # noqa: E402
-from pipeline.params import TextParams  # noqa: E402
-from pipeline.text import write_text_features  # noqa: E402
-from pipeline.transcripts import Transcript, Word  # noqa: E402
+from pipeline.core.params import TextParams  # noqa: E402
+from pipeline.text.bert import BertEncoder, encode_words, load_bert  # noqa: E402
+from pipeline.text.features import write_text_features  # noqa: E402
+from pipeline.text.transcripts import Transcript, Word  # noqa: E402
 
 KO_SPEECH = ROOT / "tests" / "fixtures" / "ko_speech.wav"
 ASR_REPEATS = 3
@@ -41,8 +41,8 @@ OFFICIAL_BYTES_PER_FRAME = 768 * 4
 
 
 def bench_asr() -> dict:
-    from pipeline.asr import load_vosk, transcribe
-    from pipeline.media import read_wav
+    from pipeline.core.media import read_wav
+    from pipeline.text.asr import load_vosk, transcribe
     from tests.text_fixtures import ko_model_dir
 
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Time one training step of the RJCMA fusion model: forward + backward (1 - CCC loss) + Adam step.
 
 Defaults follow the paper's sizes: batch 12, K = 300, inputs visual 512, audio 128, text 768, the
-default TCN channels and l = 3 recursions from ``pipeline.params.FusionParams``; both attention
+default TCN channels and l = 3 recursions from ``pipeline.core.params.FusionParams``; both attention
 variants. Prints a Markdown table (paste into docs/benchmarks.md, section "Training step").
 
     python bench/bench_train_step.py                 # both variants, 5 timed steps each
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from fusion.ccc import ccc_loss  # noqa: E402
 from fusion.model import RJCMA  # noqa: E402
-from pipeline.params import FusionParams, TrainParams  # noqa: E402
+from pipeline.core.params import FusionParams, TrainParams  # noqa: E402
 
 INPUT_DIMS = {"visual": 512, "audio": 128, "text": 768}  # the paper's backbones: IR-50, VGGish, BERT
 WARMUP_STEPS = 2

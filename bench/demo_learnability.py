@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/<name>.py`
-from pipeline.demo import WORDS, ffmpeg_exe  # noqa: E402
+from rjcma.demo import WORDS, ffmpeg_exe  # noqa: E402
 
 RATE = 16000
 AUDIO_WINDOW = 0.96  # seconds from the frame's start
@@ -162,9 +162,9 @@ def pipeline_sets(data: Path) -> dict[str, list]:
     """Fold 0 of the pipeline's own outputs under ``data`` (manifest, labels.h5, feature caches)."""
     import h5py
 
-    from pipeline import layout
-    from pipeline.features import frame_features
-    from pipeline.manifest import read_manifest
+    from pipeline.core import layout
+    from pipeline.core.frames import frame_features
+    from pipeline.core.manifest import read_manifest
 
     entries = {e.id: e for e in read_manifest(data)}
     fold = json.loads(layout.folds_file(data).read_text())["folds"][0]

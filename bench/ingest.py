@@ -1,8 +1,8 @@
 """Ingestion throughput: probing + hashing (manifest scan), and audio extraction, in video frames/s.
 
 Writes N real videos (OpenCV frames + an AAC tone muxed by ffmpeg) under bench/out/ingest/, then
-times `pipeline.dataset.scan` (probe + sha256 of every file) with each `data.count_frames` mode and
-`pipeline.media.extract_wav` per video. Run: `python bench/ingest.py [--videos 6 --seconds 60]`.
+times `pipeline.dataset.scan.scan` (probe + sha256 of every file) with each `data.count_frames` mode and
+`pipeline.core.media.extract_wav` per video. Run: `python bench/ingest.py [--videos 6 --seconds 60]`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.dataset import scan  # noqa: E402
-from pipeline.media import extract_wav  # noqa: E402
-from pipeline.params import DataParams  # noqa: E402
+from pipeline.core.media import extract_wav  # noqa: E402
+from pipeline.core.params import DataParams  # noqa: E402
+from pipeline.dataset.scan import scan  # noqa: E402
 from tests.media_fixtures import make_video  # noqa: E402
 
 OUT = Path("bench/out/ingest")

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from fusion.model import RJCMA, build_model
-from pipeline.atomic import atomic_path
-from pipeline.params import Params, to_dict
+from pipeline.core.atomic import atomic_path
+from pipeline.core.params import Params, to_dict
 
 FORMAT = "rjcma-checkpoint-1"
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.atomic import atomic_path, write_text
+from pipeline.core.atomic import atomic_path, write_text
 
 PLOT_SIZE = (8.0, 3.2)  # inches
 PLOT_DPI = 100

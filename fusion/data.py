@@ -1,7 +1,7 @@
 """The trainer's reader: per-frame features from the per-video caches, labels, windows, batches.
 
 - :func:`load_videos` reads, for a set of video ids, each configured modality's per-frame features
-  (``pipeline.features.frame_features`` of ``data/features/<modality>/<shard>/<id>.h5``) and the
+  (``pipeline.core.frames.frame_features`` of ``data/features/<modality>/<shard>/<id>.h5``) and the
   labels of ``data/manifest/labels.h5`` (NaN = unlabeled frame) into :class:`Video` records.
 - :class:`Normalizer` holds per-dimension statistics of the TRAINING videos only (the official code
   normalises validation data with its own statistics, which leaks); the model applies them and
@@ -27,11 +27,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fusion.windows import window_starts
-from pipeline import layout
-from pipeline.cache import CacheError
-from pipeline.features import frame_features
-from pipeline.labels import read_labels
-from pipeline.manifest import VideoEntry, read_manifest
+from pipeline.core import layout
+from pipeline.core.cache import CacheError
+from pipeline.core.frames import frame_features
+from pipeline.core.manifest import VideoEntry, read_manifest
+from pipeline.dataset.labels import read_labels
 
 STD_FLOOR = 1e-6  # a feature dimension with a smaller std (e.g. constant) is only centred
 

@@ -18,7 +18,7 @@ import torch
 from fusion.ccc import ccc
 from fusion.data import Video
 from fusion.windows import cut_window, stitch, window_starts
-from pipeline.atomic import write_text
+from pipeline.core.atomic import write_text
 
 PRED_FLOAT_FORMAT = "{:.6f}"
 

@@ -4,7 +4,7 @@
       --RecursiveJointCrossModalAttention (variant, l = fusion.recursions)--> [B, K, d_m]
       --concat over fusion.modalities--> [B, K, d] --RegressionHead--> [B, K, n_outputs] in [-1, 1]
 
-Everything structural comes from :class:`pipeline.params.FusionParams`, the per-modality input dims
+Everything structural comes from :class:`pipeline.core.params.FusionParams`, the per-modality input dims
 and the number of outputs; :meth:`RJCMA.config_dict` is that triple as plain JSON-able data and
 :func:`build_model` rebuilds the model from it, so a checkpoint is ``state_dict`` + ``config_dict``
 (loadable with ``torch.load(weights_only=True)``).
@@ -24,7 +24,7 @@ from torch import nn
 from fusion.attention import RecursiveJointCrossModalAttention, canonical
 from fusion.head import RegressionHead
 from fusion.tcn import TCN
-from pipeline.params import FusionParams, section_from_dict, to_dict
+from pipeline.core.params import FusionParams, section_from_dict, to_dict
 
 MIN_STD = 1e-6  # input_std below this is clamped (a constant feature must not divide by ~0)
 

@@ -41,8 +41,8 @@ from fusion.curves import plot_curves
 from fusion.data import load_videos
 from fusion.evaluate import predict_video
 from fusion.train import JOINT_TARGET
-from pipeline import layout
-from pipeline.atomic import atomic_path, write_json, write_text
+from pipeline.core import layout
+from pipeline.core.atomic import atomic_path, write_json, write_text
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -253,7 +253,7 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
 
     ``folds`` x ``targets``: exactly the runs to read. Returns the metrics.
     """
-    from pipeline.folds import read_folds
+    from pipeline.dataset.folds import read_folds
 
     split = read_folds(layout.folds_file(data_root))
     if any(f >= len(split["folds"]) or f < 0 for f in folds):

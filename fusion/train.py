@@ -30,7 +30,7 @@ from fusion.data import Normalizer, Video, WindowDataset, feature_dims, make_loa
 from fusion.evaluate import autocast, partition_metrics, predict_videos
 from fusion.lr import Plateau, warmup_lr
 from fusion.model import RJCMA
-from pipeline.params import FusionParams, TrainParams
+from pipeline.core.params import FusionParams, TrainParams
 
 JOINT_TARGET = "both"  # the target name of a joint (multi-output) run
 JOINT_OUTPUTS = ("valence", "arousal")  # its outputs when train.targets is just [both] (dvc.yaml's matrix)

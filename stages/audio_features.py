@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.audio import audio_features_for, load_extractor
-from pipeline.cache import is_current, write_cache
-from pipeline.manifest import VideoEntry, file_hash
-from pipeline.params import Params
+from pipeline.audio.features import audio_features_for, load_extractor
+from pipeline.core import layout
+from pipeline.core.cache import is_current, write_cache
+from pipeline.core.manifest import VideoEntry, file_hash
+from pipeline.core.params import Params
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
@@ -46,7 +46,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("audio_features", __doc__.splitlines()[0], make_process, argv)
 

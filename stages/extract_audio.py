@@ -17,11 +17,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.atomic import atomic_path, write_json
-from pipeline.manifest import VideoEntry, read_shard
-from pipeline.media import VideoInfo, extract_wav
-from pipeline.params import Params
+from pipeline.core import layout
+from pipeline.core.atomic import atomic_path, write_json
+from pipeline.core.manifest import VideoEntry, read_shard
+from pipeline.core.media import VideoInfo, extract_wav
+from pipeline.core.params import Params
 
 EXTRACTOR = "ffmpeg pcm_s16le mono bitexact aligned v2"  # bump when the wav's content would change
 
@@ -74,7 +74,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("extract_audio", __doc__.splitlines()[0], make_process, argv)
 

@@ -16,14 +16,14 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.atomic import write_json
-from pipeline.dataset import Problem, scan
-from pipeline.folds import FoldsError, make_folds, write_folds
-from pipeline.labels import write_labels
-from pipeline.manifest import write_shards
-from pipeline.params import load_params
-from pipeline.stage import setup_logging, stage_parser
+from pipeline.core import layout
+from pipeline.core.atomic import write_json
+from pipeline.core.manifest import write_shards
+from pipeline.core.params import load_params
+from pipeline.core.stage import setup_logging, stage_parser
+from pipeline.dataset.folds import FoldsError, make_folds, write_folds
+from pipeline.dataset.labels import write_labels
+from pipeline.dataset.scan import Problem, scan
 
 log = logging.getLogger("rjcma.manifest")
 

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.manifest import VideoEntry, file_hash
-from pipeline.params import Params, PunctuationParams
-from pipeline.transcripts import Transcript, is_current, read_transcript, write_transcript
+from pipeline.core import layout
+from pipeline.core.manifest import VideoEntry, file_hash
+from pipeline.core.params import Params, PunctuationParams
+from pipeline.text.transcripts import Transcript, is_current, read_transcript, write_transcript
 
 
 def punctuation_settings(p: PunctuationParams, model_name: str | None) -> dict:
@@ -27,7 +27,7 @@ def punctuation_settings(p: PunctuationParams, model_name: str | None) -> dict:
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
-    from pipeline.punctuation import load_punctuator, punctuate, versions
+    from pipeline.text.punctuation import load_punctuator, punctuate, versions
 
     p = params.punctuation
     punctuator = load_punctuator(p.model, p.chunk_words)  # None for `none`
@@ -56,7 +56,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("punctuate", __doc__.splitlines()[0], make_process, argv)
 

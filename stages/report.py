@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fusion.report import ReportError, write_report
-from pipeline import layout
-from pipeline.params import load_params
-from pipeline.stage import setup_logging, stage_parser
+from pipeline.core import layout
+from pipeline.core.params import load_params
+from pipeline.core.stage import setup_logging, stage_parser
 
 log = logging.getLogger("rjcma.report")
 

@@ -14,18 +14,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.cache import is_current
-from pipeline.manifest import VideoEntry, file_hash
-from pipeline.params import Params
+from pipeline.core import layout
+from pipeline.core.cache import is_current
+from pipeline.core.manifest import VideoEntry, file_hash
+from pipeline.core.params import Params
 
 log = logging.getLogger("rjcma.text_features")
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
-    from pipeline.bert import load_bert, versions
-    from pipeline.text import EXTRACTOR, GAPS, text_settings, write_text_features
-    from pipeline.transcripts import read_transcript
+    from pipeline.text.bert import load_bert, versions
+    from pipeline.text.features import EXTRACTOR, GAPS, text_settings, write_text_features
+    from pipeline.text.transcripts import read_transcript
 
     text = params.text
     if text.gap not in GAPS:
@@ -55,7 +55,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("text_features", __doc__.splitlines()[0], make_process, argv)
 

@@ -32,10 +32,10 @@ from fusion.curves import plot_curves, write_curves
 from fusion.data import load_videos
 from fusion.evaluate import write_predictions
 from fusion.train import JOINT_TARGET, run_targets, train_model
-from pipeline import layout
-from pipeline.atomic import write_json
-from pipeline.params import load_params
-from pipeline.stage import setup_logging, stage_parser
+from pipeline.core import layout
+from pipeline.core.atomic import write_json
+from pipeline.core.params import load_params
+from pipeline.core.stage import setup_logging, stage_parser
 
 log = logging.getLogger("rjcma.stages.train")
 

@@ -17,10 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.manifest import VideoEntry, file_hash
-from pipeline.params import AsrParams, Params
-from pipeline.transcripts import (
+from pipeline.core import layout
+from pipeline.core.manifest import VideoEntry, file_hash
+from pipeline.core.params import AsrParams, Params
+from pipeline.text.transcripts import (
     Transcript,
     find_user_transcript,
     is_current,
@@ -37,7 +37,7 @@ def asr_settings(asr: AsrParams, model_name: str = "") -> dict:
     """What shapes the transcript of one engine (recorded in the output's key)."""
     if asr.engine == "transcripts":
         return {"engine": "transcripts"}
-    from pipeline.asr import DITHER_SEED
+    from pipeline.text.asr import DITHER_SEED
 
     return {"engine": "vosk", "model": model_name, "chunk_seconds": asr.chunk_seconds,
             "dither_seed": DITHER_SEED}
@@ -48,8 +48,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
     if asr.engine not in ENGINES:
         raise ValueError(f"asr.engine = {asr.engine!r}; expected one of {ENGINES}")
     if asr.engine == "vosk":
-        from pipeline.asr import load_vosk, transcribe, vosk_version
-        from pipeline.media import read_wav
+        from pipeline.core.media import read_wav
+        from pipeline.text.asr import load_vosk, transcribe, vosk_version
 
         model = load_vosk(asr.model)  # once per shard; a clear error when it is not available
         settings, versions = asr_settings(asr, model.name), {"vosk": vosk_version()}
@@ -87,7 +87,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("transcribe", __doc__.splitlines()[0], make_process, argv)
 

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from pipeline.params import DEFAULT_PARAMS, load_params
-from pipeline.stage import setup_logging
-from pipeline.validate import report, validate
+from pipeline.core.params import DEFAULT_PARAMS, load_params
+from pipeline.core.stage import setup_logging
+from pipeline.dataset.validate import report, validate
 
 log = logging.getLogger("rjcma.validate")
 

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.cache import is_current, write_cache
-from pipeline.faces import FACE_SOURCES, resolve_source
-from pipeline.manifest import VideoEntry
-from pipeline.params import Params
-from pipeline.visual import cache_settings, load_backbone, source_hash, visual_features_for
+from pipeline.core import layout
+from pipeline.core.cache import is_current, write_cache
+from pipeline.core.manifest import VideoEntry
+from pipeline.core.params import Params
+from pipeline.visual.faces import FACE_SOURCES, resolve_source
+from pipeline.visual.features import cache_settings, load_backbone, source_hash, visual_features_for
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
@@ -44,7 +44,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import shard_stage_main
+    from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("visual_features", __doc__.splitlines()[0], make_process, argv)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.media import ffmpeg_exe
+from pipeline.core.media import ffmpeg_exe
 
 MARKER = 16  # px: the top-left block whose grey level encodes the frame index
 AUDIO_RATE = 44100  # Hz of the muxed tone (so extraction really resamples to 16 kHz)

@@ -8,9 +8,9 @@ import difflib
 import numpy as np
 import pytest
 
-from pipeline.asr import load_vosk, transcribe
-from pipeline.assets import AssetError
-from pipeline.media import read_wav
+from pipeline.core.assets import AssetError
+from pipeline.core.media import read_wav
+from pipeline.text.asr import load_vosk, transcribe
 from tests.text_fixtures import KO_SPEECH, ko_model_dir
 
 GAP = (2.55, 3.2)  # seconds: the silence between the two sentences of the fixture
@@ -100,11 +100,11 @@ def test_transcribe_stage_with_vosk(ko, words, tmp_path, monkeypatch, caplog):
 
     import yaml
 
-    import pipeline.asr
-    from pipeline import layout
-    from pipeline.manifest import VideoEntry, write_shards
-    from pipeline.media import write_silence
-    from pipeline.params import AsrParams, Params, to_dict
+    import pipeline.text.asr
+    from pipeline.core import layout
+    from pipeline.core.manifest import VideoEntry, write_shards
+    from pipeline.core.media import write_silence
+    from pipeline.core.params import AsrParams, Params, to_dict
     from stages import transcribe as stage
 
     data = tmp_path / "data"
@@ -120,10 +120,10 @@ def test_transcribe_stage_with_vosk(ko, words, tmp_path, monkeypatch, caplog):
                                                          chunk_seconds=0.5))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(to_dict(params)))
     loaded = []
-    monkeypatch.setattr(pipeline.asr, "load_vosk", lambda value: loaded.append(value) or ko)
+    monkeypatch.setattr(pipeline.text.asr, "load_vosk", lambda value: loaded.append(value) or ko)
     decodes = []
-    real_transcribe = pipeline.asr.transcribe
-    monkeypatch.setattr(pipeline.asr, "transcribe",
+    real_transcribe = pipeline.text.asr.transcribe
+    monkeypatch.setattr(pipeline.text.asr, "transcribe",
                         lambda *a, **k: decodes.append(1) or real_transcribe(*a, **k))
     args = ["--params", str(tmp_path / "params.yaml"), "--data", str(data), "--shard", "0"]
     with caplog.at_level("INFO"):

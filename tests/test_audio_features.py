@@ -12,9 +12,7 @@ import pytest
 import torch
 from torchvggish import mel_features, vggish_input
 
-from pipeline import layout
-from pipeline.assets import AssetError
-from pipeline.audio import (
+from pipeline.audio.features import (
     PATCH_ROWS,
     SILENCE,
     audio_features_for,
@@ -25,12 +23,14 @@ from pipeline.audio import (
     patch,
     patches,
 )
-from pipeline.cache import read_arrays, read_attrs
-from pipeline.features import frame_features
-from pipeline.manifest import VideoEntry, file_hash, write_shards
-from pipeline.media import extract_wav, probe
-from pipeline.params import AudioParams
-from pipeline.vggish import build_vggish, load_vggish
+from pipeline.audio.vggish import build_vggish, load_vggish
+from pipeline.core import layout
+from pipeline.core.assets import AssetError
+from pipeline.core.cache import read_arrays, read_attrs
+from pipeline.core.frames import frame_features
+from pipeline.core.manifest import VideoEntry, file_hash, write_shards
+from pipeline.core.media import extract_wav, probe
+from pipeline.core.params import AudioParams
 from stages import audio_features
 from tests.media_fixtures import make_video, tone, write_wav
 

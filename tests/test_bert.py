@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.assets import AssetError
-from pipeline.bert import encode_words, load_bert, minilm_dir, plan_chunks, read_state_dict
+from pipeline.core.assets import AssetError
+from pipeline.text.bert import encode_words, load_bert, minilm_dir, plan_chunks, read_state_dict
 
 WORDS = "Hello, world. The weather is unbelievably nice today? I think so!".split()
 

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.cache import CacheError, is_current, read_arrays, read_attrs, write_cache
-from pipeline.features import frame_features
+from pipeline.core.cache import CacheError, is_current, read_arrays, read_attrs, write_cache
+from pipeline.core.frames import frame_features
 
 META = dict(modality="visual", video_id="v1", fps=30.0, n_frames=5, extractor="pixels",
             settings={"size": 16}, versions={"numpy": np.__version__}, source_hash="abc")
@@ -77,7 +77,7 @@ def test_unreadable_cache_names_the_file(tmp_path):
 def test_atomic_files_get_the_usual_permissions(tmp_path):
     import os
 
-    from pipeline.atomic import write_text
+    from pipeline.core.atomic import write_text
 
     write_text(tmp_path / "x.txt", "hi")
     mask = os.umask(0)

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from fusion.data import DataError, Normalizer, WindowDataset, load_videos, make_loader
-from fusion.synthetic import write_dataset
-from pipeline import layout
-from pipeline.cache import write_cache
-from pipeline.labels import read_labels
-from pipeline.manifest import read_manifest
+from pipeline.core import layout
+from pipeline.core.cache import write_cache
+from pipeline.core.manifest import read_manifest
+from pipeline.dataset.labels import read_labels
+from tests.synthetic import write_dataset
 
 MODS = ("audio", "visual", "text")
 DIMS = {"audio": 4, "visual": 6, "text": 5}

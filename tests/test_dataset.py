@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import dataset, faces, layout
-from pipeline.dataset import check_crops, plan, scan
-from pipeline.faces import _crop_items
-from pipeline.labels import read_labels
-from pipeline.manifest import read_manifest, read_shard, shard_of
-from pipeline.params import DataParams
+from pipeline.core import layout
+from pipeline.core.manifest import read_manifest, read_shard, shard_of
+from pipeline.core.params import DataParams
+from pipeline.dataset import scan as dataset
+from pipeline.dataset.labels import read_labels
+from pipeline.dataset.scan import check_crops, plan, scan
+from pipeline.visual import faces
+from pipeline.visual.faces import _crop_items
 from stages import manifest as manifest_stage
 from tests.media_fixtures import make_affwild2, make_video, va_track, write_annotation, write_crops
 
@@ -178,7 +180,7 @@ def test_crops_that_cannot_line_up_are_warned(root):
 @pytest.mark.parametrize("rename", ["{n}.jpg", "{n:05d}.png", "{n:06d}.jpg"])
 def test_crops_the_visual_stage_cannot_read_are_warned(tmp_path, rename):
     """Numbered images named otherwise than 00001.jpg pass no check silently: the visual stage
-    (pipeline.faces) reads only 00001.jpg-style names and would find no face at all."""
+    (pipeline.visual.faces) reads only 00001.jpg-style names and would find no face at all."""
     crops = write_crops(tmp_path / "crops", 3)
     for f in sorted(crops.iterdir()):
         f.rename(crops / rename.format(n=int(f.stem)))

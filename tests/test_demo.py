@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import demo
-from pipeline.demo import DemoConfig, ffmpeg_exe, generate, main
+from rjcma import demo
+from rjcma.demo import DemoConfig, ffmpeg_exe, generate, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -119,7 +119,7 @@ def check_dataset(root: Path) -> dict:
 
 
 def test_committed_demo_has_the_affwild2_layout():
-    assert DEMO.is_dir(), "data/demo is missing: regenerate with `python -m pipeline.demo --out data/demo`"
+    assert DEMO.is_dir(), "data/demo is missing: regenerate with `python -m rjcma.demo --out data/demo`"
     counts = check_dataset(DEMO)
     assert counts["train"] >= 8 and counts["validation"] >= 3 and counts["test"] == 2
     assert counts["pairs"] == 1

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import params_from_dict
+from pipeline.core.params import params_from_dict
 from tests.media_fixtures import make_affwild2
 
 ROOT = Path(__file__).resolve().parents[1]

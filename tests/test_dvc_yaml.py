@@ -5,7 +5,7 @@ For each stage, the module it runs (``python -m stages.<name>``) and every proje
 imports (transitively, found by parsing the source) must be listed in ``deps``; the params sections
 and keys those modules read must equal the stage's ``params:``. A param is "read" when the code
 accesses ``params.<section>.<key>`` (key-level) or ``params.<section>`` (the whole section), where
-``params`` is a name bound to a :class:`pipeline.params.Params` (by that name, from
+``params`` is a name bound to a :class:`pipeline.core.params.Params` (by that name, from
 ``load_params(...)``, or annotated ``Params``), or imports a section dataclass such as
 ``FusionParams`` (the module receives that section: the whole section). The analysis is per module,
 so it over-approximates (a module's reads count for every stage that imports it), never misses.
@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import Params, ParamsError, load_params, params_from_dict
+from pipeline.core.params import Params, ParamsError, load_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages", "fusion")
+PACKAGES = ("pipeline", "stages", "fusion", "rjcma")
 SECTIONS = {f.name for f in dataclasses.fields(Params)}
 ALL_SECTIONS_CALLS = {"to_dict", "asdict"}  # to_dict(params) serialises every section
 CMD_MODULE = re.compile(r"python -m (stages\.\w+)")
@@ -49,7 +49,7 @@ def parse(path: Path) -> ast.Module:
 
 
 def module_path(module: str, root: Path) -> Path | None:
-    """``pipeline.layout`` -> ``<root>/pipeline/layout.py`` (or the package's __init__.py)."""
+    """``pipeline.core.layout`` -> ``<root>/pipeline/layout.py`` (or the package's __init__.py)."""
     if module.split(".")[0] not in PACKAGES:
         return None
     base = root.joinpath(*module.split("."))
@@ -107,7 +107,7 @@ def module_closure(module: str, root: Path) -> set[Path]:
     return files
 
 
-PARAMS_ANNOTATIONS = {"Params", "params.Params", "pipeline.params.Params"}
+PARAMS_ANNOTATIONS = {"Params", "params.Params", "pipeline.core.params.Params"}
 MODULE_LEVEL = ""  # the unit name of a module's top-level statements
 
 
@@ -346,20 +346,22 @@ def test_analysis_sees_key_reads_section_reads_and_imports(tmp_path):
     (tmp_path / "stages" / "__init__.py").write_text('"""Stages."""\n')
     (tmp_path / "pipeline" / "__init__.py").write_text("")
     (tmp_path / "pipeline" / "helper.py").write_text(
-        "from pipeline.params import VisualParams, to_dict\n\n"
+        "from pipeline.core.params import VisualParams, to_dict\n\n"
         "def f(cfg: VisualParams):\n    return cfg.size\n\n"
         "def unused(params):\n    return to_dict(params)  # never called: reads nothing\n\n"
         "def g(params, x: int):\n    return params.text.gap, x\n")
-    (tmp_path / "pipeline" / "params.py").write_text("def load_params(path):\n    return path\n")
+    (tmp_path / "pipeline" / "core").mkdir()
+    (tmp_path / "pipeline" / "core" / "__init__.py").write_text("")
+    (tmp_path / "pipeline" / "core" / "params.py").write_text("def load_params(path):\n    return path\n")
     (tmp_path / "stages" / "demo.py").write_text(
         "import numpy\nimport pipeline.helper\nfrom pipeline import helper\n"
-        "from pipeline.params import load_params\n\n"
+        "from pipeline.core.params import load_params\n\n"
         "def main(args):\n    p = load_params(args.params)\n    x = p.fusion.window + p.train.lr\n"
         "    cfg = p.audio\n    pipeline.helper.g(p, 1)\n"
         "    return helper.f(p.visual), cfg, x, args.params\n")
     files = module_closure("stages.demo", tmp_path)
     assert {f.relative_to(tmp_path).as_posix() for f in files} == {
-        "stages/demo.py", "pipeline/helper.py", "pipeline/params.py"}  # an empty __init__ is no code
+        "stages/demo.py", "pipeline/helper.py", "pipeline/core/params.py"}  # an empty __init__ is no code
     reads = normalise(reachable_reads("stages.demo", tmp_path))
     assert reads == {"fusion.window", "train.lr", "audio", "visual", "text.gap"}
 

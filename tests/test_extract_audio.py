@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import layout
-from pipeline.manifest import read_manifest
-from pipeline.media import read_wav
+from pipeline.core import layout
+from pipeline.core.manifest import read_manifest
+from pipeline.core.media import read_wav
 from stages import extract_audio, manifest
 
 N_SHARDS = 2

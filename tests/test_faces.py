@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.faces import (
+from pipeline.core.params import VisualParams
+from pipeline.visual.faces import (
     FaceTracker,
     VideoError,
     box_iou,
@@ -20,7 +21,6 @@ from pipeline.faces import (
     load_cascade,
     resolve_source,
 )
-from pipeline.params import VisualParams
 from tests.media_fixtures import astronaut_face, frame_marker, make_video, write_crops
 
 N = 12

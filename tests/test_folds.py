@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pipeline.folds import FoldsError, make_folds, read_folds, write_folds
-from pipeline.manifest import VideoEntry
+from pipeline.core.manifest import VideoEntry
+from pipeline.dataset.folds import FoldsError, make_folds, read_folds, write_folds
 
 
 def entry(vid: str, partition: str, source: str | None = None) -> VideoEntry:

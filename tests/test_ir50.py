@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.assets import AssetError
-from pipeline.ir50 import IR50, IR50Config, load_ir50, output_side
-from pipeline.params import VisualParams
-from pipeline.visual import visual_features_for
+from pipeline.core.assets import AssetError
+from pipeline.core.params import VisualParams
+from pipeline.visual.features import visual_features_for
+from pipeline.visual.ir50 import IR50, IR50Config, load_ir50, output_side
 from tests.media_fixtures import write_crops
 
 

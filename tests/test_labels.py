@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline.labels import LabelError, fit_length, parse_annotation, read_labels, write_labels
+from pipeline.dataset.labels import LabelError, fit_length, parse_annotation, read_labels, write_labels
 
 
 def write(path, text):

@@ -1,6 +1,6 @@
 """The learning test: the trainer learns a target that needs all three modalities over time.
 
-Synthetic per-frame features (fusion/synthetic.py), written as real HDF5 caches and read back by the
+Synthetic per-frame features (tests/synthetic.py), written as real HDF5 caches and read back by the
 trainer's reader: valence and arousal are tanh of a causally smoothed mix of slow latents, one per
 modality (text held per word, absent between words), so no single modality or pair suffices. The
 models train on some sequences, select epochs on others and are scored on held-out sequences.
@@ -15,9 +15,9 @@ import torch
 from fusion.ccc import ccc
 from fusion.data import load_videos
 from fusion.evaluate import predict_videos
-from fusion.synthetic import write_dataset
 from fusion.train import train_model
-from pipeline.params import params_from_dict
+from pipeline.core.params import params_from_dict
+from tests.synthetic import write_dataset
 
 TARGETS = ("valence", "arousal")
 MODS = ("audio", "visual", "text")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from pipeline.media import MediaError, extract_wav, ffmpeg_exe, probe, read_wav
+from pipeline.core.media import MediaError, extract_wav, ffmpeg_exe, probe, read_wav
 from tests.media_fixtures import AUDIO_RATE, TONE_AMPLITUDE, make_video, tone, write_wav
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusion.model import RJCMA, build_model
-from pipeline.params import FusionParams
+from pipeline.core.params import FusionParams
 
 K = 24
 INPUT_DIMS = {"audio": 10, "visual": 12, "text": 14}

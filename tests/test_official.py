@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fusion.attention import RecursiveJointCrossModalAttention
 from fusion.model import RJCMA
 from fusion.official import OfficialImportError, load_official_state_dict
-from pipeline.params import FusionParams
+from pipeline.core.params import FusionParams
 
 DIMS = {"video": 16, "audio": 8, "text": 8}  # official order: video, audio, text
 WINDOW = 300

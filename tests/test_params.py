@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.params import Params, ParamsError, load_params, params_from_dict, to_dict
+from pipeline.core.params import Params, ParamsError, load_params, params_from_dict, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

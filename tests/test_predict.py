@@ -9,9 +9,9 @@ import torch
 
 from fusion.checkpoint import save_checkpoint
 from fusion.model import RJCMA
-from fusion.predict import extract_features, predict
-from pipeline.cli import main
-from pipeline.params import Params
+from pipeline.core.params import Params
+from rjcma.cli import main
+from rjcma.predict import extract_features, predict
 from tests.media_fixtures import make_video
 
 N_FRAMES = 30

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipeline.assets import AssetError
-from pipeline.punctuation import (
+from pipeline.core.assets import AssetError
+from pipeline.text.punctuation import (
     PunctuationError,
     _library,
     apply_marks,
@@ -16,7 +16,7 @@ from pipeline.punctuation import (
     punctuate,
     tag_words,
 )
-from pipeline.transcripts import Word
+from pipeline.text.transcripts import Word
 from tests.text_fixtures import make_punctuation_model
 
 SENTENCE = "hello there stop how are you why i said colon this dash that and more".split()

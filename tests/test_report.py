@@ -17,10 +17,10 @@ import yaml
 from fusion.checkpoint import load_checkpoint
 from fusion.data import load_videos
 from fusion.evaluate import predict_video
-from fusion.synthetic import write_dataset
-from pipeline import layout
+from pipeline.core import layout
 from stages import report as report_stage
 from stages import train as train_stage
+from tests.synthetic import write_dataset
 
 N_FRAMES = [40, 56]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """The shared per-shard stage runner: isolation of failures, summary, exit codes."""
 
-from pipeline.manifest import VideoEntry, read_shard, shard_of, write_shards
-from pipeline.stage import shard_stage_main
+from pipeline.core.manifest import VideoEntry, read_shard, shard_of, write_shards
+from pipeline.core.stage import shard_stage_main
 
 
 def _entry(vid, shard=0):

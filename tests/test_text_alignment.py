@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.text import frame_word_index
+from pipeline.text.features import frame_word_index
 
 # fps 10: frame i at i/10 s. Words (time order): A [0, .25) B [.25, .5) C [1.0, 1.05)
 # D [1.2, 1.2) (zero length) E [1.5, 3.0) (runs past the video's 2 s)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import layout
-from pipeline.bert import encode_words
-from pipeline.cache import read_arrays, read_attrs
-from pipeline.features import frame_features
-from pipeline.manifest import VideoEntry, write_shards
-from pipeline.params import AsrParams, Params, PunctuationParams, TextParams, to_dict
-from pipeline.text import TextChain
+from pipeline.core import layout
+from pipeline.core.cache import read_arrays, read_attrs
+from pipeline.core.frames import frame_features
+from pipeline.core.manifest import VideoEntry, write_shards
+from pipeline.core.params import AsrParams, Params, PunctuationParams, TextParams, to_dict
+from pipeline.text.bert import encode_words
+from pipeline.text.features import TextChain
 from stages import punctuate, text_features, transcribe
 from tests.text_fixtures import make_punctuation_model
 
@@ -76,7 +76,7 @@ def test_chain_writes_transcripts_and_features(project):
     assert arrays["embedding"].dtype == np.float16 and arrays["embedding"].shape == (6, 384)
     assert arrays["frame_word"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] + [-1] * 6 + \
         [3, 3, 3, 4, 4, 5, 5] + [-1] * 8
-    from pipeline.bert import load_bert
+    from pipeline.text.bert import load_bert
 
     expected = encode_words(load_bert("minilm"), arrays["words"].tolist(), 4, 512, 8)
     np.testing.assert_allclose(arrays["embedding"].astype(np.float32), expected, atol=2e-2, rtol=1e-3)
@@ -151,7 +151,7 @@ def test_stage_help_and_bad_params(project, tmp_path, capsys):
     ({"text": {"layers": 0}}, "text.layers"),
 ])
 def test_text_params_are_checked(raw, needle):
-    from pipeline.params import ParamsError, params_from_dict
+    from pipeline.core.params import ParamsError, params_from_dict
 
     with pytest.raises(ParamsError, match=needle.replace(".", r"\.")):
         params_from_dict(raw)

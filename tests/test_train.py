@@ -14,11 +14,11 @@ from fusion.checkpoint import load_checkpoint, save_checkpoint
 from fusion.data import load_videos
 from fusion.evaluate import partition_metrics, predict_video, predict_videos
 from fusion.lr import Plateau, warmup_lr
-from fusion.synthetic import write_dataset
 from fusion.train import run_targets, train_model
-from pipeline import layout
-from pipeline.params import FusionParams, Params, TrainParams, to_dict
+from pipeline.core import layout
+from pipeline.core.params import FusionParams, Params, TrainParams, to_dict
 from stages import train as train_stage
+from tests.synthetic import write_dataset
 
 MODS = ("audio", "visual", "text")
 DIMS = {"audio": 6, "visual": 8, "text": 5}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.transcripts import (
+from pipeline.text.transcripts import (
     Transcript,
     TranscriptError,
     Word,

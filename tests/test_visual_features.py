@@ -8,13 +8,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline import layout
-from pipeline.cache import read_arrays, read_attrs
-from pipeline.features import frame_features
-from pipeline.manifest import VideoEntry, file_hash, write_shards
-from pipeline.media import probe
-from pipeline.params import VisualParams
-from pipeline.visual import pixels_embed, visual_features_for
+from pipeline.core import layout
+from pipeline.core.cache import read_arrays, read_attrs
+from pipeline.core.frames import frame_features
+from pipeline.core.manifest import VideoEntry, file_hash, write_shards
+from pipeline.core.media import probe
+from pipeline.core.params import VisualParams
+from pipeline.visual.features import pixels_embed, visual_features_for
 from stages import visual_features
 from tests.media_fixtures import astronaut_face, make_video, write_crops
 

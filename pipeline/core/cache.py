@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.core.atomic import atomic_path
 
 SCHEMA_VERSION = 1
 COMPRESSION = "gzip"

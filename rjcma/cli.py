@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.stage import setup_logging
+from pipeline.core.stage import setup_logging
 
 log = logging.getLogger("rjcma")
 
@@ -36,7 +36,7 @@ def transcript_for(video: str, given: str | None) -> Path | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fusion.predict import Predictor, write_outputs
+    from rjcma.predict import Predictor, write_outputs
 
     out = Path(args.out)
     if args.transcript and Path(args.transcript).is_file() and len(args.videos) > 1:
@@ -103,8 +103,8 @@ def parser() -> argparse.ArgumentParser:
     va = sub.add_parser("validate", help="check a dataset root's layout (see stages.validate)",
                         add_help=False)
     va.set_defaults(func=None, module="stages.validate")
-    de = sub.add_parser("demo", help="regenerate the demo dataset (see pipeline.demo)", add_help=False)
-    de.set_defaults(func=None, module="pipeline.demo")
+    de = sub.add_parser("demo", help="regenerate the demo dataset (see rjcma.demo)", add_help=False)
+    de.set_defaults(func=None, module="rjcma.demo")
     return p
 
 
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("validate", "demo"):  # delegate: their own parsers and --help
         import importlib
 
-        module = {"validate": "stages.validate", "demo": "pipeline.demo"}[argv[0]]
+        module = {"validate": "stages.validate", "demo": "rjcma.demo"}[argv[0]]
         return int(importlib.import_module(module).main(argv[1:]) or 0)
     args = parser().parse_args(argv)
     setup_logging(args.verbose)

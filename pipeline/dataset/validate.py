@@ -1,7 +1,7 @@
 """Checking a dataset root before any expensive stage runs.
 
 :func:`validate` scans the root as the manifest stage would (without hashing the videos) and also
-checks that the folds can be made, returning every :class:`~pipeline.dataset.Problem`:
+checks that the folds can be made, returning every :class:`~pipeline.dataset.scan.Problem`:
 
 errors (the manifest stage would leave the file out, or cannot run):
   labels without a video; label rows vs video frames off by more than ``data.label_tolerance``;
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipeline.dataset import Problem, Scan, scan
-from pipeline.folds import FoldsError, make_folds
-from pipeline.params import Params
+from pipeline.core.params import Params
+from pipeline.dataset.folds import FoldsError, make_folds
+from pipeline.dataset.scan import Problem, Scan, scan
 
 
 def validate(params: Params, progress: bool = True) -> Scan:

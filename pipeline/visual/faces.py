@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.params import VisualParams
+from pipeline.core.params import VisualParams
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import layout
-from pipeline.manifest import VideoEntry, read_shard
-from pipeline.params import DEFAULT_PARAMS, Params, load_params
+from pipeline.core import layout
+from pipeline.core.manifest import VideoEntry, read_shard
+from pipeline.core.params import DEFAULT_PARAMS, Params, load_params
 
 log = logging.getLogger("rjcma")
 OUR_LOGGERS = ("rjcma", "pipeline", "stages", "fusion")  # module loggers of this project

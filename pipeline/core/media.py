@@ -30,7 +30,7 @@ import cv2
 import ffmpeg
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.core.atomic import atomic_path
 
 SAMPLE_RATE = 16000  # Hz, what VGGish and Vosk expect
 SAMPLE_WIDTH = 2  # bytes: 16-bit PCM

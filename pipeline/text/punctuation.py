@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pipeline.assets import ASSETS, missing
-from pipeline.transcripts import Word
+from pipeline.core.assets import ASSETS, missing
+from pipeline.text.transcripts import Word
 
 log = logging.getLogger(__name__)
 

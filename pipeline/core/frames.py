@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.cache import CacheError
+from pipeline.core.cache import CacheError
 
 
 def frame_features(path: str | Path) -> np.ndarray:

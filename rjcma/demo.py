@@ -27,7 +27,7 @@ detection there).
 The same seed and settings give byte-identical files with the same espeak-ng, ffmpeg and OpenCV
 builds (single-threaded bit-exact encoders, no timestamps or metadata). Run::
 
-    python -m pipeline.demo --out data/demo --seed 0
+    python -m rjcma.demo --out data/demo --seed 0
 """
 
 from __future__ import annotations
@@ -462,7 +462,7 @@ def crop(canvas: np.ndarray, pose: Pose, size: int) -> np.ndarray:
 
 def ffmpeg_exe() -> str:
     try:
-        from pipeline.media import ffmpeg_exe as exe
+        from pipeline.core.media import ffmpeg_exe as exe
     except ImportError:  # pragma: no cover - the media module is part of the package
         import imageio_ffmpeg
 
@@ -575,7 +575,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict:
         staged = Path(staging) / "demo"
         scratch = Path(staging) / "scratch"
         scratch.mkdir()
-        command = (f"python -m pipeline.demo --out <this folder> --seed {cfg.seed} --videos {cfg.videos} "
+        command = (f"python -m rjcma.demo --out <this folder> --seed {cfg.seed} --videos {cfg.videos} "
                    f"--seconds {cfg.seconds} --fps {cfg.fps}")
         summary = {"config": asdict(cfg), "tools": tool_versions(), "regenerate": command, "videos": []}
         for plan in tqdm(plans, desc="demo videos", unit="video"):
@@ -589,7 +589,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.demo",
+        prog="python -m rjcma.demo",
         description="Generate the synthetic demo dataset (Aff-Wild2 layout: videos, cropped_aligned "
                     "face crops, annotations, word-level transcripts) whose valence/arousal drive "
                     "face, voice and words. Needs espeak-ng. Same seed → byte-identical files.")

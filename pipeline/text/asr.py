@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.assets import ASSETS, Asset, missing
-from pipeline.transcripts import Word
+from pipeline.core.assets import ASSETS, Asset, missing
+from pipeline.text.transcripts import Word
 
 log = logging.getLogger(__name__)
 

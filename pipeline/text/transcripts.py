@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import write_json
-from pipeline.cache import cache_key
+from pipeline.core.atomic import write_json
+from pipeline.core.cache import cache_key
 
 log = logging.getLogger(__name__)
 

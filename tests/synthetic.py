@@ -13,7 +13,7 @@ text latent as the reader sees it (0 in gaps). No single modality explains more 
 of the variance.
 
 :func:`write_dataset` writes the manifest (``videos.json`` + shards), ``labels.h5``, ``folds.json``
-and one HDF5 cache per video and modality with :func:`pipeline.cache.write_cache`.
+and one HDF5 cache per video and modality with :func:`pipeline.core.cache.write_cache`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import layout
-from pipeline.atomic import write_json
-from pipeline.cache import write_cache
-from pipeline.labels import write_labels
-from pipeline.manifest import VideoEntry, shard_of, write_shards
+from pipeline.core import layout
+from pipeline.core.atomic import write_json
+from pipeline.core.cache import write_cache
+from pipeline.core.manifest import VideoEntry, shard_of, write_shards
+from pipeline.dataset.labels import write_labels
 
 FPS = 30.0
 LATENT_TIME = 12.0  # frames: time constant of the latents' exponential smoothing
@@ -110,7 +110,7 @@ def make_video(rng: np.random.Generator, n_frames: int, proj: Mapping[str, np.nd
 
 def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_root,
                        modalities: Sequence[str] = ("audio", "visual", "text")) -> None:
-    """Write the video's caches in the real formats that :func:`pipeline.features.frame_features` reads."""
+    """Write the video's caches in the real formats that :func:`pipeline.core.frames.frame_features` reads."""
     data_root = Path(data_root)
     n = len(video.frame_word)
     n_words = len(video.text_embedding)

@@ -1,4 +1,4 @@
-"""Visual features: faces per frame (see :mod:`pipeline.faces`) and per-frame embeddings.
+"""Visual features: faces per frame (see :mod:`pipeline.visual.faces`) and per-frame embeddings.
 
 Backbones (``visual.backbone``); both read the ``crop_size`` x ``crop_size`` centre crop of each
 stored face, and a frame without a face gets an all-zero embedding:
@@ -7,7 +7,7 @@ stored face, and a frame without a face gets an all-zero embedding:
   area-downsampled to ``pixels_size`` x ``pixels_size`` and standardised per frame (zero mean,
   unit variance over its pixels) -> ``pixels_size**2``-d (256-d by default). A crude but honest
   appearance feature so that a fresh machine runs end to end.
-- ``ir50``: the paper's IR-50 (:mod:`pipeline.ir50`) from ``visual.ir50_weights``; RGB crop
+- ``ir50``: the paper's IR-50 (:mod:`pipeline.visual.ir50`) from ``visual.ir50_weights``; RGB crop
   normalised with mean = std = 0.5 -> 512-d, L2-normalised.
 
 Stored per video: ``faces`` ``[n_frames, S, S, 3]`` uint8 RGB, ``face_present`` ``[n_frames]``
@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.faces import iter_faces, resolve_source
-from pipeline.manifest import crops_fingerprint
-from pipeline.params import VisualParams, to_dict
+from pipeline.core.manifest import crops_fingerprint
+from pipeline.core.params import VisualParams, to_dict
+from pipeline.visual.faces import iter_faces, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
     if params.backbone == "ir50":
         import torch
 
-        from pipeline.assets import sha256_file
-        from pipeline.ir50 import IR50Config, load_ir50
+        from pipeline.core.assets import sha256_file
+        from pipeline.visual.ir50 import IR50Config, load_ir50
 
         model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
         versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))

@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.core.atomic import atomic_path
 
 TARGETS = ("valence", "arousal")
 UNLABELED = -5.0  # the annotation's "no label for this frame" value

@@ -33,10 +33,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.labels import LabelError, Labels, fit_length, parse_annotation
-from pipeline.manifest import VideoEntry, crops_fingerprint, file_hash, shard_of
-from pipeline.media import MediaError, VideoInfo, probe
-from pipeline.params import DataParams
+from pipeline.core.manifest import VideoEntry, crops_fingerprint, file_hash, shard_of
+from pipeline.core.media import MediaError, VideoInfo, probe
+from pipeline.core.params import DataParams
+from pipeline.dataset.labels import LabelError, Labels, fit_length, parse_annotation
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
 TRANSCRIPT_EXTENSIONS = (".json", ".csv")
@@ -47,7 +47,7 @@ IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' 
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
 LAYOUTS = ("auto", "affwild2", "folder")
 CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # any numbered image
-CROP_NAME = "{:05d}.jpg"  # the crop names pipeline.faces reads (00001.jpg = frame 0; tests keep them equal)
+CROP_NAME = "{:05d}.jpg"  # the crop names pipeline.visual.faces reads (00001.jpg = frame 0)
 
 log = logging.getLogger("rjcma.dataset")
 

@@ -1,6 +1,6 @@
 """The dataset manifest: one :class:`VideoEntry` per annotated person-video, grouped in shards.
 
-Written by ``python -m stages.manifest`` into ``data/manifest`` (see :mod:`pipeline.layout`);
+Written by ``python -m stages.manifest`` into ``data/manifest`` (see :mod:`pipeline.core.layout`);
 read by every per-shard stage, the trainer and ``predict``.
 """
 
@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.atomic import write_json
+from pipeline.core import layout
+from pipeline.core.atomic import write_json
 
 PARTITIONS = ("train", "validation", "test")
 

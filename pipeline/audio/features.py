@@ -12,7 +12,7 @@ a patch that still runs past the last row repeats the last row (edge padding).
 Per-frame features (``frame_dataset`` attr names the one the trainer reads):
 
 - ``vggish`` ``[n_frames, 128]`` float32: VGGish embeddings of each frame's patch (no PCA), when
-  ``audio.vggish_weights`` is configured (see :mod:`pipeline.vggish`);
+  ``audio.vggish_weights`` is configured (see :mod:`pipeline.audio.vggish`);
 - ``logmel_mean`` ``[n_frames, 64]`` float32 otherwise: the mean log-mel spectrum over each frame's
   0.96 s patch (computed with cumulative sums), so that a fresh machine runs end to end.
 
@@ -31,7 +31,7 @@ import numpy as np
 import torchvggish
 from torchvggish import mel_features, vggish_params
 
-from pipeline.params import AudioParams, to_dict
+from pipeline.core.params import AudioParams, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def load_extractor(params: AudioParams) -> AudioExtractor:
         return AudioExtractor(params, None, "logmel", settings, versions)
     import torch
 
-    from pipeline.vggish import load_vggish
+    from pipeline.audio.vggish import load_vggish
 
     model, sha = load_vggish(params.vggish_weights)
     versions.update(torch=torch.__version__, vggish_sha256=sha)
@@ -197,7 +197,7 @@ def features_from_samples(samples: np.ndarray, sample_rate: int, fps: float, n_f
     logmel = log_mel(samples, sample_rate)
     arrays: dict[str, np.ndarray] = {"logmel": logmel}
     if extractor.model is not None:
-        from pipeline.vggish import embed_patches
+        from pipeline.audio.vggish import embed_patches
 
         starts = np.arange(n_frames)
         arrays["vggish"] = embed_patches(
@@ -225,7 +225,7 @@ def audio_features_for(wav_path: str | Path | None, fps: float, n_frames: int,
     if wav_path is None:
         return features_from_samples(np.zeros(0, np.float32), params.sample_rate, fps, n_frames,
                                      extractor, "no audio track")
-    from pipeline.media import read_wav
+    from pipeline.core.media import read_wav
 
     samples, sr = read_wav(wav_path)
     samples = np.asarray(samples, np.float32)

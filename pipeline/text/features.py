@@ -4,7 +4,7 @@ The cache ``data/features/text/<shard>/<id>.h5`` stores what is compact (docs/ca
 
 - ``words`` ``[n_words]`` strings (after punctuation restoration), ``start`` / ``end``
   ``[n_words]`` float32 seconds;
-- ``embedding`` ``[n_words, D]`` float16, one BERT vector per word (:mod:`pipeline.bert`);
+- ``embedding`` ``[n_words, D]`` float16, one BERT vector per word (:mod:`pipeline.text.bert`);
 - ``frame_word`` ``[n_frames]`` int32, the word each video frame takes, −1 for none;
 - attr ``dim`` = D (so an empty transcript still says its width).
 
@@ -13,7 +13,7 @@ Alignment (:func:`frame_word_index`): frame ``i`` is at time ``i / fps``; it tak
 word covers get −1: zeros as features (``text.gap: zeros``, the paper) — or, with
 ``text.gap: hold``, the last word that started before them (from the first word to the end of
 the video). The per-frame matrix ``[n_frames, D]`` is expanded at read time by
-:func:`pipeline.features.frame_features`.
+:func:`pipeline.core.frames.frame_features`.
 
 :class:`TextChain` runs the whole text chain (ASR or a given transcript → punctuation → BERT →
 cache) in-process for one video, for ``predict``.
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.bert import BertEncoder, encode_words, load_bert
-from pipeline.bert import versions as bert_versions
-from pipeline.cache import write_cache
-from pipeline.params import Params, TextParams
-from pipeline.transcripts import Transcript, Word, read_user_transcript
+from pipeline.core.cache import write_cache
+from pipeline.core.params import Params, TextParams
+from pipeline.text.bert import BertEncoder, encode_words, load_bert
+from pipeline.text.bert import versions as bert_versions
+from pipeline.text.transcripts import Transcript, Word, read_user_transcript
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,11 @@ class TextChain:
     def _get(self, name: str):
         if name not in self._models:
             if name == "asr":
-                from pipeline.asr import load_vosk
+                from pipeline.text.asr import load_vosk
 
                 self._models[name] = load_vosk(self.params.asr.model)
             elif name == "punctuation":
-                from pipeline.punctuation import load_punctuator
+                from pipeline.text.punctuation import load_punctuator
 
                 p = self.params.punctuation
                 self._models[name] = load_punctuator(p.model, p.chunk_words)
@@ -140,8 +140,8 @@ class TextChain:
         if transcript_file:
             raw = read_user_transcript(transcript_file, video_id)
         elif wav is not None:
-            from pipeline.asr import transcribe
-            from pipeline.media import read_wav
+            from pipeline.core.media import read_wav
+            from pipeline.text.asr import transcribe
 
             asr = self._get("asr")
             samples, sr = read_wav(wav)
@@ -152,7 +152,7 @@ class TextChain:
         punctuator = self._get("punctuation")
         if punctuator is None or not raw.words:
             return raw
-        from pipeline.punctuation import punctuate
+        from pipeline.text.punctuation import punctuate
 
         return Transcript(video_id, punctuate(punctuator, raw.words),
                           f"{raw.source}+punctuation:{punctuator.name}")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import write_json
-from pipeline.manifest import VideoEntry
+from pipeline.core.atomic import write_json
+from pipeline.core.manifest import VideoEntry
 
 LABELED = ("train", "validation")
 

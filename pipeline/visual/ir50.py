@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.assets import ASSETS, AssetError, missing, resolve_local
+from pipeline.core.assets import ASSETS, AssetError, missing, resolve_local
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ key names ``features.*`` / ``embeddings.*``) is loaded from:
 - a local path (``audio.vggish_weights: /path/to/vggish-10086976.pth``), or
 - ``download``: torchvggish's own download through ``torch.hub`` (machines with internet; a file
   already in the torch hub cache is used without network). Offline, a clear
-  :class:`~pipeline.assets.AssetError` says where to get the file and which param to set.
+  :class:`~pipeline.core.assets.AssetError` says where to get the file and which param to set.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torchvggish.torchvggish import VGG, VGGISH_WEIGHTS, make_layers
 
-from pipeline.assets import ASSETS, AssetError, missing, resolve_local, sha256_file
+from pipeline.core.assets import ASSETS, AssetError, missing, resolve_local, sha256_file
 
 EMBEDDING_DIM = 128
 DOWNLOAD = "download"

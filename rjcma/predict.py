@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from fusion.checkpoint import load_checkpoint
 from fusion.evaluate import predict_video
-from pipeline.assets import AssetError
-from pipeline.atomic import atomic_path, write_text
-from pipeline.features import frame_features
-from pipeline.params import Params, params_from_dict
+from pipeline.core.assets import AssetError
+from pipeline.core.atomic import atomic_path, write_text
+from pipeline.core.frames import frame_features
+from pipeline.core.params import Params, params_from_dict
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FEATURE_SECTIONS = ("audio", "visual", "asr", "punctuation", "text")
@@ -89,21 +89,21 @@ class FeatureModels:
 
     def audio(self):
         if self._audio is None:
-            from pipeline.audio import load_extractor
+            from pipeline.audio.features import load_extractor
 
             self._audio = load_extractor(self.params.audio)
         return self._audio
 
     def visual(self):
         if self._visual is None:
-            from pipeline.visual import load_backbone
+            from pipeline.visual.features import load_backbone
 
             self._visual = load_backbone(self.params.visual)
         return self._visual
 
     def text(self):
         if self._text is None:
-            from pipeline.text import TextChain
+            from pipeline.text.features import TextChain
 
             self._text = TextChain(self.params)  # loads ASR / punctuation / BERT once, lazily
         return self._text
@@ -136,10 +136,10 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
     extractors shared across videos (loaded here when not given).
     """
     models = models or FeatureModels(params)
-    from pipeline.audio import audio_features_for
-    from pipeline.cache import write_cache
-    from pipeline.media import extract_wav, probe
-    from pipeline.visual import visual_features_for
+    from pipeline.audio.features import audio_features_for
+    from pipeline.core.cache import write_cache
+    from pipeline.core.media import extract_wav, probe
+    from pipeline.visual.features import visual_features_for
 
     video = Path(video)
     info = probe(video)  # MediaError naming the file when unreadable

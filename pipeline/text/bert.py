@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.assets import ASSETS, Asset, missing
+from pipeline.core.assets import ASSETS, Asset, missing
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def load_bert_dir(directory: Path, name: str) -> BertEncoder:
     """A BERT from a local directory (config, vocab.txt, weights); clear errors for what's missing."""
     from pytorch_pretrained_bert import BertModel, BertTokenizer
 
-    from pipeline.manifest import file_hash
+    from pipeline.core.manifest import file_hash
 
     asset = bert_asset(name)
     if not directory.is_dir():

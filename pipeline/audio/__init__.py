@@ -1,0 +1,1 @@
+"""Audio: the log-mel front end, per-frame audio features, VGGish."""

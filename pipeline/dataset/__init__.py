@@ -1,0 +1,1 @@
+"""Datasets: layouts and scanning, labels, folds, validation."""

@@ -1,0 +1,1 @@
+"""Text: ASR, transcripts, punctuation, BERT, word-to-frame alignment."""

@@ -1,0 +1,1 @@
+"""Visual: face sources (crops, frames, detection), embedding backbones, IR-50."""
