@@ -8,7 +8,8 @@ a label of NaN (Aff-Wild2's -5 after ingestion) or ``mask == False`` excludes th
 - :func:`ccc_loss` (torch, differentiable): the mean over windows of ``1 - CCC`` of each window,
   as the official code trains; a window with fewer than ``MIN_FRAMES`` labelled frames is left out.
 - :func:`ccc` (numpy, float64): the metric over all labelled frames of the given arrays, e.g. all
-  frames of a partition concatenated (the challenge protocol) or of one video.
+  frames of a partition concatenated (the challenge protocol) or of one video; :class:`RunningCCC`
+  the same metric over frames that arrive video by video (the streaming evaluation).
 """
 
 from __future__ import annotations
@@ -86,25 +87,58 @@ def ccc(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) ->
     target NaN or ``mask == False`` excludes a frame. Returns NaN when fewer than ``MIN_FRAMES``
     frames are labelled, or when the denominator is 0 (prediction and label the same constant).
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred shape {pred.shape} != target shape {target.shape}")
-    valid = ~np.isnan(target)
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != target.shape:
-            raise ValueError(f"mask shape {mask.shape} != target shape {target.shape}")
-        valid &= mask
-    x, y = pred[valid], target[valid]
-    if x.size < MIN_FRAMES:
-        return float("nan")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("predictions contain NaN/inf on labelled frames")
-    mx, my = x.mean(), y.mean()
-    var_x, var_y = x.var(), y.var()  # population variance (ddof=0)
-    cov = ((x - mx) * (y - my)).mean()
-    denom = var_x + var_y + (mx - my) ** 2
-    if denom == 0.0:
-        return float("nan")
-    return float(2.0 * cov / denom)
+    return RunningCCC().update(pred, target, mask).value()
+
+
+class RunningCCC:
+    """The CCC of frames that arrive in parts (e.g. video by video), in float64.
+
+    :meth:`update` merges a part's means, sums of squares and co-moment with Chan et al.'s
+    parallel update, so :meth:`value` equals :func:`ccc` of all parts concatenated (to float
+    rounding) without holding them.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean_x = self.mean_y = 0.0
+        self.sxx = self.syy = self.sxy = 0.0  # sums of squared deviations and of their products
+
+    def update(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> RunningCCC:
+        """Add the labelled frames of one part (arguments as :func:`ccc`); returns self."""
+        pred = np.asarray(pred, dtype=np.float64)
+        target = np.asarray(target, dtype=np.float64)
+        if pred.shape != target.shape:
+            raise ValueError(f"pred shape {pred.shape} != target shape {target.shape}")
+        valid = ~np.isnan(target)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != target.shape:
+                raise ValueError(f"mask shape {mask.shape} != target shape {target.shape}")
+            valid &= mask
+        x, y = pred[valid], target[valid]
+        if x.size == 0:
+            return self
+        if not np.all(np.isfinite(x)):
+            raise ValueError("predictions contain NaN/inf on labelled frames")
+        b, total = x.size, self.n + x.size
+        mx, my = x.mean(), y.mean()
+        dx, dy = x - mx, y - my
+        ddx, ddy = mx - self.mean_x, my - self.mean_y
+        w = self.n * b / total
+        self.sxx += float(dx @ dx) + ddx * ddx * w
+        self.syy += float(dy @ dy) + ddy * ddy * w
+        self.sxy += float(dx @ dy) + ddx * ddy * w
+        self.mean_x += ddx * (b / total)
+        self.mean_y += ddy * (b / total)
+        self.n = total
+        return self
+
+    def value(self) -> float:
+        """The CCC so far; NaN with fewer than ``MIN_FRAMES`` frames or a zero denominator."""
+        if self.n < MIN_FRAMES:
+            return float("nan")
+        var_x, var_y, cov = self.sxx / self.n, self.syy / self.n, self.sxy / self.n  # population
+        denom = var_x + var_y + (self.mean_x - self.mean_y) ** 2
+        if denom == 0.0:
+            return float("nan")
+        return float(2.0 * cov / denom)

@@ -38,8 +38,8 @@ import numpy as np
 
 from fusion.checkpoint import load_checkpoint
 from fusion.curves import plot_curves
-from fusion.data import load_videos
-from fusion.evaluate import predict_video
+from fusion.data import open_videos
+from fusion.evaluate import predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
 from pipeline.core.atomic import atomic_path, write_json, write_text
@@ -222,18 +222,17 @@ def predict_test(runs: Sequence[Run], test_ids: Sequence[str], targets: Sequence
     predictions of each test video (the checkpoint's own window, stride and modalities)."""
     sums: dict[str, dict[str, np.ndarray]] = {v: {} for v in test_ids}
     counts: dict[str, int] = dict.fromkeys(targets, 0)
-    loaded: dict[tuple[str, ...], list] = {}  # features read once per set of modalities
+    opened: dict[tuple[str, ...], list] = {}  # videos checked once per set of modalities
     for run in runs:
         model, ckpt = load_checkpoint(run.dir / CHECKPOINT)
         modalities = tuple(model.modalities)
-        if modalities not in loaded:
-            loaded[modalities] = load_videos(test_ids, list(modalities), list(targets), data_root,
+        if modalities not in opened:
+            opened[modalities] = open_videos(test_ids, list(modalities), list(targets), data_root,
                                              require_labels=False, desc="test videos")
-        videos = loaded[modalities]
         column = list(ckpt["targets"]).index(run.target)
-        for v in videos:
-            pred = predict_video(model, v.features, ckpt["window"], ckpt["stride"])[:, column]
-            sums[v.id][run.target] = sums[v.id].get(run.target, 0) + pred.astype(np.float64)
+        preds = predict_videos(model, opened[modalities], ckpt["window"], ckpt["stride"])  # streamed
+        for vid, pred in preds.items():
+            sums[vid][run.target] = sums[vid].get(run.target, 0) + pred[:, column].astype(np.float64)
         counts[run.target] += 1
     return {v: {t: (s[t] / counts[t]).astype(np.float32) for t in targets} for v, s in sums.items()}
 

@@ -118,8 +118,8 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
         raise ValueError(f"need training and validation videos, got {len(train_videos)} "
                          f"and {len(val_videos)}")
     for v in list(train_videos) + list(val_videos):
-        if v.labels.shape[1] != len(targets):
-            raise ValueError(f"video {v.id}: {v.labels.shape[1]} label columns for targets {list(targets)}")
+        if tuple(v.targets) != tuple(targets):
+            raise ValueError(f"video {v.id}: label columns {list(v.targets)} for targets {list(targets)}")
     modalities = list(fusion.modalities)
     dims = feature_dims(list(train_videos) + list(val_videos))
     device = resolve_device(train.device)
@@ -131,7 +131,8 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
     model.set_input_stats(norm.mean, norm.std)
     model.to(device)
     loader = make_loader(WindowDataset(train_videos, fusion.window, fusion.stride, pad=norm.mean),
-                         train.batch_size, shuffle=True, seed=train.seed, num_workers=train.num_workers)
+                         train.batch_size, shuffle=True, seed=train.seed, num_workers=train.num_workers,
+                         pin_memory=device.type == "cuda")  # streams windows from the caches
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     plateau = Plateau(lr=train.lr, factor=train.plateau_factor, patience=train.plateau_patience,
@@ -168,7 +169,8 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             total += loss.item() * len(target)
             count += len(target)
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
-        preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size, use_amp)
+        preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size, use_amp,
+                               num_workers=train.num_workers)
         metrics = partition_metrics(val_videos, preds, targets)
         score = metrics["ccc_mean"]
         improved = not math.isnan(score) and score > best_score
@@ -194,7 +196,7 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
     if best_epoch == 0:  # validation CCC was never defined: keep the last epoch
         best_epoch, best_state = len(history), _state_copy(model)
         best_preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size,
-                                    use_amp)
+                                    use_amp, num_workers=train.num_workers)
         best_metrics = partition_metrics(val_videos, best_preds, targets)
         log.warning("validation CCC was undefined in every epoch; keeping the last epoch's weights")
     model.load_state_dict(best_state)

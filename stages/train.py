@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fusion.checkpoint import save_checkpoint
 from fusion.curves import plot_curves, write_curves
-from fusion.data import load_videos
+from fusion.data import open_videos
 from fusion.evaluate import write_predictions
 from fusion.train import JOINT_TARGET, run_targets, train_model
 from pipeline.core import layout
@@ -90,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = run_targets(params.train, args.target)
         train_ids, val_ids = read_fold(data, args.fold)
         modalities = list(params.fusion.modalities)
-        train_videos = load_videos(train_ids, modalities, targets, data, desc="load train")
-        val_videos = load_videos(val_ids, modalities, targets, data, desc="load validation")
+        train_videos = open_videos(train_ids, modalities, targets, data, desc="open train")
+        val_videos = open_videos(val_ids, modalities, targets, data, desc="open validation")
     except Exception as e:
         log.error("train: %s", e)
         log.debug("traceback", exc_info=True)

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.audio.patches import N_MELS, PATCH_ROWS
 from pipeline.core import layout
 from pipeline.core.atomic import write_json
 from pipeline.core.cache import write_cache
 from pipeline.core.manifest import VideoEntry, shard_of, write_shards
+from pipeline.core.params import VisualParams
 from pipeline.dataset.labels import write_labels
 
 FPS = 30.0
@@ -39,6 +41,8 @@ WORD_FRAMES = (4, 12)  # a word spans this many frames (inclusive range)
 GAP_FRAMES = (0, 3)  # frames without a word between words
 DEFAULT_DIMS = {"audio": 16, "visual": 16, "text": 16}
 EXTRACTOR = "synthetic"
+FACE_SIZE = VisualParams().face_size  # raw inputs of the fine-tuning path: faces [T, 48, 48, 3] uint8
+LOGMEL_RATE = 100.0  # and the 10 ms log-mel rows the audio cache stores
 
 
 @dataclass
@@ -108,9 +112,33 @@ def make_video(rng: np.random.Generator, n_frames: int, proj: Mapping[str, np.nd
     )
 
 
+def raw_inputs(video: SyntheticVideo, fps: float = FPS) -> dict[str, np.ndarray]:
+    """The fine-tuning path's raw inputs, derived from the video's features (deterministic):
+    ``faces`` ``[T, 48, 48, 3]`` uint8 (a fixed pattern shifted by the visual features per frame),
+    ``face_present`` ``[T]`` bool (every 7th frame without a face) and ``logmel``
+    ``[n_rows, 64]`` float32 at 100 rows/s (each row from the audio features of its frame), as
+    long as extraction makes it (the 1 s end padding included)."""
+    n = len(video.frame_word)
+    pattern = np.add.outer(np.arange(FACE_SIZE), np.arange(FACE_SIZE))[..., None] * np.array([2, 3, 5])
+    pattern = (pattern % 200 + 28).astype(np.int16)  # [S, S, 3]
+    shift = np.round(40 * np.tanh(video.visual[:, np.arange(3) % video.visual.shape[1]]))  # [T, 3]
+    faces = (pattern[None] + shift[:, None, None, :].astype(np.int16)).clip(0, 255)  # [T, S, S, 3]
+    present = np.arange(n) % 7 != 3
+    faces[~present] = 0
+    n_rows = int(round((n / fps + 1.0) * LOGMEL_RATE)) - 2
+    frame = np.minimum(n - 1, (np.arange(n_rows) * fps / LOGMEL_RATE).astype(np.int64))
+    cols = np.arange(N_MELS) % video.audio.shape[1]
+    logmel = (video.audio[frame][:, cols] - 2.0).astype(np.float32)
+    return {"faces": faces.astype(np.uint8), "face_present": present, "logmel": logmel}
+
+
 def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_root,
-                       modalities: Sequence[str] = ("audio", "visual", "text")) -> None:
-    """Write the video's caches in the real formats that :func:`pipeline.core.frames.frame_features` reads."""
+                       modalities: Sequence[str] = ("audio", "visual", "text"), raw: bool = False) -> None:
+    """Write the video's caches in the real formats that :func:`pipeline.core.frames.frame_features` reads.
+
+    ``raw``: also the datasets the fine-tuning path reads (:func:`raw_inputs`: visual ``faces``,
+    audio ``logmel``), as the real feature stages store them.
+    """
     data_root = Path(data_root)
     n = len(video.frame_word)
     n_words = len(video.text_embedding)
@@ -125,6 +153,11 @@ def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_ro
     }
     attrs = {"audio": {"frame_dataset": "vggish"}, "visual": {},
              "text": {"dim": int(video.text_embedding.shape[1])}}
+    if raw:
+        extra = raw_inputs(video)
+        arrays["visual"].update(faces=extra["faces"], face_present=extra["face_present"])
+        arrays["audio"]["logmel"] = extra["logmel"]
+        attrs["audio"].update(rows_per_second=LOGMEL_RATE, patch_rows=PATCH_ROWS)
     for m in modalities:
         write_cache(layout.feature_path(m, shard, video_id, data_root), arrays[m], modality=m,
                     video_id=video_id, fps=FPS, n_frames=n, extractor=EXTRACTOR, settings={},
@@ -133,12 +166,13 @@ def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_ro
 
 def write_dataset(data_root, partitions: Mapping[str, int], n_frames: int | Sequence[int],
                   dims: Mapping[str, int] = DEFAULT_DIMS, seed: int = 0, shards: int = 2,
-                  unlabeled_fraction: float = 0.0) -> dict[str, list[str]]:
+                  unlabeled_fraction: float = 0.0, raw: bool = False) -> dict[str, list[str]]:
     """Write a complete synthetic dataset under ``data_root`` (the ``data/`` directory).
 
     ``partitions``: videos per partition, e.g. ``{"train": 8, "validation": 3, "test": 2}``;
     ``n_frames``: frames per video (one number, or cycled through a list). ``unlabeled_fraction``
-    of frames (random runs) get NaN labels. Test videos get no labels. ``folds.json`` holds one
+    of frames (random runs) get NaN labels. Test videos get no labels. ``raw``: the caches also
+    hold the fine-tuning path's raw inputs (see :func:`write_video_caches`). ``folds.json`` holds one
     fold (the given train/validation split). Returns ``{partition: [ids]}``.
     """
     data_root = Path(data_root)
@@ -156,7 +190,7 @@ def write_dataset(data_root, partitions: Mapping[str, int], n_frames: int | Sequ
             k += 1
             video = make_video(rng, n, proj)
             shard = shard_of(vid, shards)
-            write_video_caches(video, vid, shard, data_root, tuple(dims))
+            write_video_caches(video, vid, shard, data_root, tuple(dims), raw=raw)
             entries.append(VideoEntry(id=vid, source=f"{vid}.mp4", source_id=vid, content_hash=vid,
                                       fps=FPS, n_frames=n, duration=n / FPS, has_audio=True,
                                       partition=part, shard=shard))

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from fusion.checkpoint import load_checkpoint, save_checkpoint
-from fusion.data import load_videos
+from fusion.data import ArrayVideo, load_videos
 from fusion.evaluate import partition_metrics, predict_video, predict_videos
 from fusion.lr import Plateau, warmup_lr
 from fusion.train import run_targets, train_model
@@ -213,6 +213,7 @@ def test_train_stage_errors(data, tmp_path, caplog):
 
 def test_nan_free_metrics_for_constant_labels(videos):
     _, val = videos
-    v = dataclasses.replace(val[0], labels=np.zeros_like(val[0].labels))
+    v = ArrayVideo.from_frames(val[0].features, val[0].id, labels=np.zeros_like(val[0].labels),
+                               targets=("valence",))
     m = partition_metrics([v], {v.id: np.zeros((v.n_frames, 1), np.float32)}, ("valence",))
     assert math.isnan(m["ccc"]["valence"]) and math.isnan(m["ccc_mean"])

@@ -4,7 +4,7 @@ The front end is torchvggish's own (``mel_features.log_mel_spectrogram`` with ``
 25 ms periodic Hann window, 10 ms hop, 512-point FFT magnitude, 64 HTK mel bands 125-7500 Hz,
 log(x + 0.01). It is computed ONCE per video at 10 ms resolution (``logmel``, ``[n_rows, 64]``
 float32) instead of once per video frame: video frame i's 0.96 s patch (96 rows, starting at
-i / fps, the paper's hop of 1 / fps) is cut at read time by :func:`patch` / :func:`patches`.
+i / fps, the paper's hop of 1 / fps) is cut at read time by :mod:`pipeline.audio.patches`.
 
 As in the official pipeline, the audio is edge-padded by 1 s at the end before the front end, and
 a patch that still runs past the last row repeats the last row (edge padding).
@@ -31,17 +31,15 @@ import numpy as np
 import torchvggish
 from torchvggish import mel_features, vggish_params
 
+from pipeline.audio.patches import N_MELS, PATCH_ROWS, SILENCE, patch, patch_starts, patches  # noqa: F401
 from pipeline.core.params import AudioParams, to_dict
 
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
-N_MELS = vggish_params.NUM_MEL_BINS  # 64 mel bands
-PATCH_ROWS = vggish_params.NUM_FRAMES  # 96 rows of 10 ms = one 0.96 s VGGish patch
 HOP_SECONDS = vggish_params.STFT_HOP_LENGTH_SECONDS  # 0.010
 WINDOW_SECONDS = vggish_params.STFT_WINDOW_LENGTH_SECONDS  # 0.025
 PAD_SECONDS = 1.0  # the official pipeline edge-pads the audio by 1 s at the end
-SILENCE = float(np.log(vggish_params.LOG_OFFSET))  # log-mel value of digital silence, log(0.01)
 BLOCK_ROWS = 6000  # log-mel rows computed at once (60 s): bounds memory on long videos
 SILENT_RMS = 1e-4  # audio with a lower RMS (full scale = 1) is reported as silent
 
@@ -85,34 +83,6 @@ def log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
             num_mel_bins=N_MELS, lower_edge_hertz=vggish_params.MEL_MIN_HZ,
             upper_edge_hertz=vggish_params.MEL_MAX_HZ)
     return out
-
-
-def patch_starts(frames: np.ndarray, fps: float, rate: float = 100.0) -> np.ndarray:
-    """First log-mel row of each video frame's patch: the row nearest to i / fps seconds.
-
-    frames: ``[n]`` 0-based video frame indices; rate: log-mel rows per second. Returns ``[n]`` int64.
-    """
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    return np.floor(np.asarray(frames, np.float64) * (rate / fps) + 0.5).astype(np.int64)
-
-
-def patches(logmel: np.ndarray, frames: np.ndarray, fps: float, rate: float = 100.0) -> np.ndarray:
-    """The 0.96 s patches of video frames ``frames``: ``[n, 96, 64]`` float32.
-
-    logmel: ``[n_rows, 64]``. Rows past the end repeat the last row (edge padding); with no rows
-    at all the patch is silence.
-    """
-    starts = patch_starts(frames, fps, rate)
-    if len(logmel) == 0:
-        return np.full((len(starts), PATCH_ROWS, N_MELS), SILENCE, np.float32)
-    idx = np.minimum(starts[:, None] + np.arange(PATCH_ROWS), len(logmel) - 1)  # [n, 96]
-    return np.asarray(logmel, np.float32)[idx]
-
-
-def patch(logmel: np.ndarray, i: int, fps: float, rate: float = 100.0) -> np.ndarray:
-    """Video frame ``i``'s 0.96 s log-mel patch ``[96, 64]`` float32, starting at i / fps."""
-    return patches(logmel, np.array([i]), fps, rate)[0]
 
 
 def frame_means(logmel: np.ndarray, n_frames: int, fps: float, rate: float = 100.0) -> np.ndarray:
