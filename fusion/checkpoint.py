@@ -7,7 +7,10 @@ A checkpoint is a dict of tensors and plain Python values only (no pickled objec
   buffers ``input_mean_<modality>`` / ``input_std_<modality>`` (``[D_m]``), i.e. the training-set
   feature statistics, so raw cached features go straight in;
 - ``model_config``: ``RJCMA.config_dict()`` — the fusion section, ``input_dims`` ``{modality: D_m}``
-  and ``n_outputs``; :func:`fusion.model.build_model` rebuilds the network from it;
+  and ``n_outputs``; :func:`fusion.model.build_model` rebuilds the network from it. A fine-tuned
+  model (``train.backbones: finetune``) records ``kind: backbones`` and its backbones' names and
+  configs too (:func:`fusion.backbones.build_backbone_model`); its ``model`` state dict then holds
+  the fine-tuned IR-50 / VGGish weights (``encoders.<modality>.backbone.*``);
 - ``targets``: the output columns, e.g. ``["valence"]`` or ``["valence", "arousal"]``;
 - ``window``, ``stride``: K and s for windowed prediction;
 - ``params``: the resolved params the run used (:func:`recorded_params`: all but data/report);
@@ -23,7 +26,8 @@ from typing import Any
 
 import torch
 
-from fusion.model import RJCMA, build_model
+from fusion.backbones import build_backbone_model, is_backbone_config
+from fusion.model import build_model
 from pipeline.core.atomic import atomic_path
 from pipeline.core.params import Params, to_dict
 
@@ -40,7 +44,7 @@ def recorded_params(params: Params) -> dict[str, Any]:
             "text": to_dict(params.text)}
 
 
-def save_checkpoint(path: str | Path, model: RJCMA, *, targets: Sequence[str], params: Params,
+def save_checkpoint(path: str | Path, model: torch.nn.Module, *, targets: Sequence[str], params: Params,
                     info: dict[str, Any] | None = None) -> Path:
     """Atomically write ``model`` and its config to ``path``."""
     path = Path(path)
@@ -76,9 +80,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[RJCMA, dict[str, Any]]:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the trained model (eval mode, on ``device``) and return it with the checkpoint dict."""
     ckpt = read_checkpoint(path)
-    model = build_model(ckpt["model_config"])
+    config = ckpt["model_config"]
+    model = build_backbone_model(config) if is_backbone_config(config) else build_model(config)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

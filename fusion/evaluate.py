@@ -27,7 +27,10 @@ PRED_FLOAT_FORMAT = "{:.6f}"
 
 
 def input_pad(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """Padding per modality ``[D_m]``: the model's input mean (standardised to 0) where it has one."""
+    """Padding per modality ``[D_m]``: the model's input mean (standardised to 0) where it has one
+    (a fine-tuning model, fusion.backbones, says its own: the cached modalities' means)."""
+    if hasattr(model, "input_pad"):
+        return model.input_pad()
     return {m: getattr(model, f"input_mean_{m}").detach().cpu().numpy() for m in model.modalities
             if hasattr(model, f"input_mean_{m}")}
 
@@ -38,10 +41,17 @@ def model_inputs(model: torch.nn.Module) -> dict[str, str]:
     return dict(getattr(model, "input_kinds", None) or {m: EMBEDDING for m in model.modalities})
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the CUDA device supports it, else float16 (which needs a GradScaler)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
 def autocast(device: torch.device, enabled: bool):
-    """Mixed precision (float16 autocast) on CUDA when ``enabled``; a no-op context otherwise."""
+    """Mixed precision (:func:`amp_dtype` autocast) on CUDA when ``enabled``; a no-op otherwise."""
     if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cuda", dtype=amp_dtype(device))
     return contextlib.nullcontext()
 
 
@@ -73,6 +83,8 @@ def predict_videos(model: torch.nn.Module, videos: Sequence[Video | ArrayVideo],
 
     for batch in loader:
         feats = {m: x.to(device, non_blocking=True) for m, x in batch["features"].items()}
+        if "face_present" in batch:  # visual faces (a fine-tuning model)
+            feats["face_present"] = batch["face_present"].to(device, non_blocking=True)
         with autocast(device, amp):
             pred = model(feats).float().cpu().numpy()  # [B, K, C]
         for vi, p in zip(batch["video"].tolist(), pred):

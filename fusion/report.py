@@ -16,6 +16,9 @@ Writes into one report directory (see :func:`write_report`)::
     png/curves-<fold>-<target>.png       training curves (matplotlib)
     png/trace-<fold>-<target>-<video>.png  predicted vs true over time
     test/<video>.txt               the challenge format: header ``valence,arousal``, one row per frame
+    submission.csv                 the ABAW submission file: ``image_location,valence,arousal``, one
+                                   row per frame of the organisers' list (``report.submission_list``)
+                                   or of every test video, ``<trial>/00001.jpg`` naming (1-based)
 
 Test predictions: each fold's model of a target predicts every test video, and the report averages
 the per-frame predictions over the folds (an ensemble of the cross-validation models).
@@ -39,7 +42,7 @@ import numpy as np
 from fusion.checkpoint import load_checkpoint
 from fusion.curves import plot_curves
 from fusion.data import open_videos
-from fusion.evaluate import predict_videos
+from fusion.evaluate import model_inputs, predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
 from pipeline.core.atomic import atomic_path, write_json, write_text
@@ -49,6 +52,9 @@ METRICS = "metrics.json"
 CURVES = "curves.json"
 PREDICTIONS = "predictions"
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
+SUBMISSION = "submission.csv"
+SUBMISSION_HEADER = "image_location"
+FRAME_NAME = "{:05d}.jpg"  # cropped_aligned naming: frame i (0-based) is {i+1:05d}.jpg
 TRACE_SIZE = (8.0, 2.8)  # inches
 PLOT_DPI = 100
 FLOAT_FORMAT = "{:.6f}"
@@ -222,15 +228,16 @@ def predict_test(runs: Sequence[Run], test_ids: Sequence[str], targets: Sequence
     predictions of each test video (the checkpoint's own window, stride and modalities)."""
     sums: dict[str, dict[str, np.ndarray]] = {v: {} for v in test_ids}
     counts: dict[str, int] = dict.fromkeys(targets, 0)
-    opened: dict[tuple[str, ...], list] = {}  # videos checked once per set of modalities
+    opened: dict[tuple, list] = {}  # videos checked once per set of modalities and input kinds
     for run in runs:
         model, ckpt = load_checkpoint(run.dir / CHECKPOINT)
-        modalities = tuple(model.modalities)
-        if modalities not in opened:
-            opened[modalities] = open_videos(test_ids, list(modalities), list(targets), data_root,
-                                             require_labels=False, desc="test videos")
+        kinds = model_inputs(model)  # embeddings, or faces / log-mel for a fine-tuned model
+        key = tuple(sorted(kinds.items()))
+        if key not in opened:
+            opened[key] = open_videos(test_ids, list(model.modalities), list(targets), data_root,
+                                      require_labels=False, desc="test videos", inputs=kinds)
         column = list(ckpt["targets"]).index(run.target)
-        preds = predict_videos(model, opened[modalities], ckpt["window"], ckpt["stride"])  # streamed
+        preds = predict_videos(model, opened[key], ckpt["window"], ckpt["stride"])  # streamed
         for vid, pred in preds.items():
             sums[vid][run.target] = sums[vid].get(run.target, 0) + pred[:, column].astype(np.float64)
         counts[run.target] += 1
@@ -246,11 +253,52 @@ def challenge_csv(preds: dict[str, np.ndarray], targets: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_frame_list(path: Path) -> list[tuple[str, int]]:
+    """The organisers' list: ``(trial, 1-based frame)`` per line ``<trial>/<NNNNN>.jpg[,...]``."""
+    if not path.is_file():
+        raise ReportError(f"{path}: report.submission_list not found")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        loc = line.split(",")[0].strip()
+        if not loc or loc == SUBMISSION_HEADER:
+            continue
+        trial, _, name = loc.rpartition("/")
+        try:
+            frame = int(Path(name).stem)
+        except ValueError:
+            frame = 0
+        if not trial or frame < 1:
+            raise ReportError(f"{path}: line {n}: {loc!r} is not <trial>/<NNNNN>.jpg (1-based)")
+        out.append((trial, frame))
+    return out
+
+
+def submission_csv(preds: dict[str, dict[str, np.ndarray]],
+                   frame_list: Sequence[tuple[str, int]] | None = None, where: str = "") -> str:
+    """The ABAW submission file: ``image_location,valence,arousal`` and one row per frame of
+    ``frame_list`` (``(trial, 1-based frame)``; a frame past a trial's predictions repeats its last
+    one, as the authors pad) or, without a list, of every frame of every trial in ``preds``."""
+    if frame_list is None:
+        frame_list = [(v, i + 1) for v in sorted(preds) for i in range(len(preds[v]["valence"]))]
+    missing = sorted({t for t, _ in frame_list if t not in preds})
+    if missing:
+        raise ReportError(f"{where or 'frame list'}: trials without test predictions {missing[:5]}")
+    lines = [f"{SUBMISSION_HEADER},{','.join(CHALLENGE_TARGETS)}"]
+    for trial, frame in frame_list:
+        p = preds[trial]
+        i = min(frame, len(p["valence"])) - 1
+        values = ",".join(FLOAT_FORMAT.format(float(np.clip(p[t][i], -1.0, 1.0))) for t in CHALLENGE_TARGETS)
+        lines.append(f"{trial}/{FRAME_NAME.format(frame)},{values}")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_videos: int,
-                 results: Path = layout.RESULTS, data_root: Path = layout.DATA) -> dict:
+                 results: Path = layout.RESULTS, data_root: Path = layout.DATA,
+                 submission_list: str = "") -> dict:
     """Build the whole report in a temporary directory beside ``out`` and move it into place.
 
-    ``folds`` x ``targets``: exactly the runs to read. Returns the metrics.
+    ``folds`` x ``targets``: exactly the runs to read; ``submission_list``: the organisers' frame
+    list for ``submission.csv`` ("" = every test frame). Returns the metrics.
     """
     from pipeline.dataset.folds import read_folds
 
@@ -272,8 +320,12 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
             write_run_plots(run, split["folds"][run.fold]["validation"], plot_videos, tmp)
         test_ids = sorted(split.get("test", []))
         if test_ids:
-            for video, preds in predict_test(runs, test_ids, targets, data_root).items():
+            test_preds = predict_test(runs, test_ids, targets, data_root)
+            for video, preds in test_preds.items():
                 write_text(tmp / "test" / f"{video}.txt", challenge_csv(preds, targets))
+            if all(t in targets for t in CHALLENGE_TARGETS):
+                frames = read_frame_list(Path(submission_list)) if submission_list else None
+                write_text(tmp / SUBMISSION, submission_csv(test_preds, frames, submission_list))
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     except BaseException:

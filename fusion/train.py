@@ -25,12 +25,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fusion.attention import canonical
 from fusion.ccc import ccc_loss
 from fusion.data import Normalizer, Video, WindowDataset, feature_dims, make_loader
-from fusion.evaluate import autocast, partition_metrics, predict_videos
-from fusion.lr import Plateau, warmup_lr
+from fusion.evaluate import amp_dtype, autocast, input_pad, partition_metrics, predict_videos
 from fusion.model import RJCMA
-from pipeline.core.params import FusionParams, TrainParams
+from fusion.unfreeze import Phases
+from pipeline.core.params import FusionParams, Params, TrainParams
 
 JOINT_TARGET = "both"  # the target name of a joint (multi-output) run
 JOINT_OUTPUTS = ("valence", "arousal")  # its outputs when train.targets is just [both] (dvc.yaml's matrix)
@@ -48,7 +49,7 @@ class TrainResult:
     best_epoch: int  # 1-based
     val_metrics: dict  # fusion.evaluate.partition_metrics of the best epoch
     val_preds: dict[str, np.ndarray]  # video id -> [T, n_targets] of the best epoch
-    stopped: str  # why training ended: "epochs" | "early stop"
+    stopped: str  # why training ended: "epochs" | "early stop" | "all groups released"
 
 
 def run_targets(train: TrainParams, target: str) -> tuple[str, ...]:
@@ -100,20 +101,41 @@ def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train_model(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Video],
                 val_videos: Sequence[Video], targets: Sequence[str],
-                on_epoch: Callable[[list[dict]], None] | None = None) -> TrainResult:
+                on_epoch: Callable[[list[dict]], None] | None = None,
+                params: Params | None = None) -> TrainResult:
     """Train one model on ``train_videos`` and select its epoch on ``val_videos``.
 
     Videos carry labels for exactly ``targets`` (columns in order) and features for every modality
-    of ``fusion.modalities``. ``on_epoch(history)`` is called after every epoch (e.g. to write the
-    curves so far).
+    of ``fusion.modalities`` (with ``train.backbones: finetune``: the backbone inputs of
+    fusion.data's ``faces`` / ``logmel`` input kinds, and ``params`` for the backbones' settings and weights). ``on_epoch(history)``
+    is called after every epoch (e.g. to write the curves so far).
     """
+    if train.backbones == "finetune" and params is None:
+        raise ValueError("train.backbones = finetune needs the full params (backbone settings)")
     with torch_threads(train.threads):
-        return _train(fusion, train, train_videos, val_videos, targets, on_epoch)
+        return _train(fusion, train, train_videos, val_videos, targets, on_epoch, params)
+
+
+def _finetune_model(params: Params, videos: Sequence[Video], train_videos: Sequence[Video],
+                    n_outputs: int):
+    """The fine-tuning model: pretrained backbones loaded, the cached modalities (text)
+    standardised with the training videos' statistics."""
+    from fusion.backbones import BackboneRJCMA, backbone_config, load_pretrained
+
+    fusion = params.fusion
+    backbones = backbone_config(params)
+    cached = [m for m in fusion.modalities if canonical(m) not in backbones]  # text
+    dims = {m: d for m, d in feature_dims(videos).items() if m in cached}
+    norm = Normalizer.fit(train_videos, cached) if fusion.normalize and cached else Normalizer.identity(dims)
+    model = BackboneRJCMA(fusion, backbones, dims, n_outputs)
+    load_pretrained(model, params)
+    model.set_input_stats(norm.mean, norm.std)
+    return model
 
 
 def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Video],
            val_videos: Sequence[Video], targets: Sequence[str],
-           on_epoch: Callable[[list[dict]], None] | None) -> TrainResult:
+           on_epoch: Callable[[list[dict]], None] | None, params: Params | None) -> TrainResult:
     if not train_videos or not val_videos:
         raise ValueError(f"need training and validation videos, got {len(train_videos)} "
                          f"and {len(val_videos)}")
@@ -121,42 +143,49 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
         if tuple(v.targets) != tuple(targets):
             raise ValueError(f"video {v.id}: label columns {list(v.targets)} for targets {list(targets)}")
     modalities = list(fusion.modalities)
-    dims = feature_dims(list(train_videos) + list(val_videos))
+    finetune = train.backbones == "finetune"
     device = resolve_device(train.device)
     use_amp = train.amp and device.type == "cuda"
 
     torch.manual_seed(train.seed)
-    norm = Normalizer.fit(train_videos, modalities) if fusion.normalize else Normalizer.identity(dims)
-    model = RJCMA(fusion, {m: dims[m] for m in modalities}, len(targets))
-    model.set_input_stats(norm.mean, norm.std)
-    model.to(device)
-    loader = make_loader(WindowDataset(train_videos, fusion.window, fusion.stride, pad=norm.mean),
-                         train.batch_size, shuffle=True, seed=train.seed, num_workers=train.num_workers,
+    if finetune:  # IR-50 / VGGish inside the model (fusion.backbones, fusion.unfreeze)
+        model = _finetune_model(params, list(train_videos) + list(val_videos), train_videos, len(targets))
+        dataset = WindowDataset(train_videos, fusion.window, fusion.stride, pad=input_pad(model),
+                                inputs=model.input_kinds)
+    else:
+        dims = feature_dims(list(train_videos) + list(val_videos))
+        norm = Normalizer.fit(train_videos, modalities) if fusion.normalize else Normalizer.identity(dims)
+        model = RJCMA(fusion, {m: dims[m] for m in modalities}, len(targets))
+        model.set_input_stats(norm.mean, norm.std)
+        dataset = WindowDataset(train_videos, fusion.window, fusion.stride, pad=norm.mean)
+    loader = make_loader(dataset, train.batch_size, shuffle=True, seed=train.seed,
+                         num_workers=train.num_workers,
                          pin_memory=device.type == "cuda")  # streams windows from the caches
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    plateau = Plateau(lr=train.lr, factor=train.plateau_factor, patience=train.plateau_patience,
-                      min_lr=train.min_lr)
-    warmup_steps = train.warmup_epochs * len(loader)
-    log.info("training %s on %d videos (%d windows), validating on %d videos; %s, %d parameters",
+    model.to(device)
+    phases = Phases(model, train, len(loader))  # Adam, warm-up, plateau, releases
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype(device) == torch.float16)
+    log.info("training %s on %d videos (%d windows), validating on %d videos; %s, %d parameters%s",
              "+".join(targets), len(train_videos), len(loader.dataset), len(val_videos), device,
-             sum(p.numel() for p in model.parameters()))
+             sum(p.numel() for p in model.parameters()),
+             f", {phases.n_groups} backbone layer groups" if finetune else "")
 
     history: list[dict] = []
     best_score, best_epoch, best_state = -math.inf, 0, _state_copy(model)
     best_metrics: dict = {}
     best_preds: dict[str, np.ndarray] = {}
-    stopped, step, since_best = "epochs", 0, 0
+    stopped, since_best = "epochs", 0
     for epoch in range(1, train.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        total, count, lr = 0.0, 0, plateau.lr
+        phases.set_modes()  # frozen backbone layers in eval mode
+        optimizer = phases.optimizer
+        total, count, lr = 0.0, 0, phases.plateau.lr
         bar = tqdm(loader, desc=f"epoch {epoch}/{train.epochs}", unit="batch", leave=False, disable=None)
-        for batch in bar:
-            lr = warmup_lr(step, warmup_steps, plateau.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for i, batch in enumerate(bar):
+            lr = phases.lr(i)
             inputs = {m: x.to(device, non_blocking=True) for m, x in batch["features"].items()}
+            if "face_present" in batch:  # visual faces (fine-tuning): which frames have a face
+                inputs["face_present"] = batch["face_present"].to(device, non_blocking=True)
             target = batch["target"].to(device)  # [B, K, C], NaN = unlabeled or padding
             with autocast(device, use_amp):
                 pred = model(inputs)  # [B, K, C]
@@ -165,7 +194,6 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            step += 1
             total += loss.item() * len(target)
             count += len(target)
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
@@ -179,16 +207,30 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             best_metrics, best_preds, since_best = metrics, preds, 0
         else:
             since_best += 1
-        if epoch >= train.warmup_epochs:
-            plateau.step(score)
+            if train.reload_best_every_epoch and best_epoch > 0:  # the paper: best weights so far
+                model.load_state_dict(best_state)
+        released = phases.released  # the groups this epoch trained
+        event = phases.end_epoch(score)  # plateau step; a release re-creates Adam (lr reset)
         row = {"epoch": epoch, "lr": lr, "train_loss": total / max(count, 1), "val_ccc": score}
         row.update({f"val_ccc_{t}": metrics["ccc"][t] for t in targets})
         row["best"] = improved
+        if phases.finetuning:
+            row["released"] = released
         history.append(row)
         log.info("epoch %d: lr %.2e, train loss %.4f, val CCC %.4f%s (%.1f s)", epoch, lr,
                  row["train_loss"], score, " *" if improved else "", time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(history)
+        if event == "release":  # the next backbone group: best weights back, early stop reset
+            if best_epoch > 0:
+                model.load_state_dict(best_state)
+            since_best = 0
+            log.info("lr below %.1e: released backbone group %d of %d (lr back to %.1e)",
+                     train.min_lr, phases.released, phases.n_groups, train.lr)
+        elif event == "done":
+            stopped = "all groups released"
+            log.info("lr below %.1e after the last backbone group: training ends", train.min_lr)
+            break
         if train.early_stop and since_best >= train.early_stop:
             stopped = "early stop"
             log.info("early stop: no validation improvement for %d epochs", since_best)

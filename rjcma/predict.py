@@ -6,6 +6,10 @@ punctuation → BERT — using the feature params stored in the trained checkpoi
 computed exactly as in training. Every checkpoint found under ``--model`` predicts over windows
 with stitching; checkpoints of the same target (e.g. several folds) are averaged.
 
+A fine-tuned model (``train.backbones: finetune``) carries its IR-50 / VGGish weights: predict then
+extracts the backbone inputs instead of embeddings (faces ``[T, S, S, 3]`` uint8 + ``face_present``,
+the log-mel rows, read by fusion.data exactly as in training) and needs no weights file.
+
 Whatever can be predicted still is: a video without an audio track gets silent-audio features,
 frames without a face get black faces (both flagged), and a text chain that cannot run (no ASR
 model offline) falls back to all-zero text features — each with a warning and a line in the
@@ -26,7 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from fusion.checkpoint import load_checkpoint
-from fusion.evaluate import predict_video
+from fusion.data import ArrayVideo, MemoryCache
+from fusion.evaluate import model_inputs, predict_video
 from pipeline.core.assets import AssetError
 from pipeline.core.atomic import atomic_path, write_text
 from pipeline.core.frames import frame_features
@@ -80,25 +85,29 @@ def feature_params(checkpoints: Sequence[dict]) -> Params:
 
 @dataclass
 class FeatureModels:
-    """The feature extractors of one set of params, loaded on first use and kept for every video."""
+    """The feature extractors of one set of params, loaded on first use and kept for every video.
+    ``backbones``: modalities whose backbone runs inside the model (no embedding extractor loaded)."""
 
     params: Params
+    backbones: tuple[str, ...] = ()
     _audio: object = None
     _visual: object = None
     _text: object = None
 
     def audio(self):
         if self._audio is None:
-            from pipeline.audio.features import load_extractor
+            from pipeline.audio.features import AudioExtractor, load_extractor
 
-            self._audio = load_extractor(self.params.audio)
+            self._audio = (AudioExtractor(self.params.audio) if "audio" in self.backbones
+                           else load_extractor(self.params.audio))
         return self._audio
 
     def visual(self):
         if self._visual is None:
-            from pipeline.visual.features import load_backbone
+            from pipeline.visual.features import VisualBackbone, load_backbone
 
-            self._visual = load_backbone(self.params.visual)
+            self._visual = (VisualBackbone("none", 0, lambda f, p: np.zeros((len(f), 0), np.float32))
+                            if "visual" in self.backbones else load_backbone(self.params.visual))
         return self._visual
 
     def text(self):
@@ -133,7 +142,9 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
 
     Returns ``(features, face_present [T], fps, notes)``. A modality whose features could not be
     computed (no ASR model) is missing from ``features``; the caller fills in zeros. ``models``:
-    extractors shared across videos (loaded here when not given).
+    extractors shared across videos (loaded here when not given); for its ``backbones``
+    modalities ``features`` holds their cache content instead (a :class:`fusion.data.MemoryCache`
+    of ``faces`` + ``face_present`` / ``logmel``), which the fine-tuned model reads as in training.
     """
     models = models or FeatureModels(params)
     from pipeline.audio.features import audio_features_for
@@ -160,9 +171,14 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
         if "audio" in modalities:
             arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio,
                                                models.audio())
-            p = write_cache(tmp / "audio.h5", arrays, modality="audio", extractor="predict",
-                            settings={}, attrs=attrs, **meta)
-            feats["audio"] = frame_features(p)
+            if "audio" in models.backbones:
+                feats["audio"] = MemoryCache({"logmel": arrays["logmel"]},
+                                             {**attrs, "modality": "audio", "fps": info.fps,
+                                              "n_frames": info.n_frames})
+            else:
+                p = write_cache(tmp / "audio.h5", arrays, modality="audio", extractor="predict",
+                                settings={}, attrs=attrs, **meta)
+                feats["audio"] = frame_features(p)
             steps.update()
         if "visual" in modalities:
             vparams = params.visual
@@ -171,9 +187,14 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
             arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir=crops_dir,
                                                 backbone=models.visual())
             present = arrays["face_present"]
-            p = write_cache(tmp / "visual.h5", arrays, modality="visual", extractor="predict",
-                            settings={}, attrs=attrs, **meta)
-            feats["visual"] = frame_features(p)
+            if "visual" in models.backbones:
+                feats["visual"] = MemoryCache({k: arrays[k] for k in ("faces", "face_present")},
+                                              {"modality": "visual", "fps": info.fps,
+                                               "n_frames": info.n_frames})
+            else:
+                p = write_cache(tmp / "visual.h5", arrays, modality="visual", extractor="predict",
+                                settings={}, attrs=attrs, **meta)
+                feats["visual"] = frame_features(p)
             if not present.any():
                 notes.append("visual: no face found in any frame (black faces)")
             steps.update()
@@ -202,7 +223,12 @@ class Predictor:
             params = replace(params, visual=replace(params.visual, face_source=face_source))
         self.params = params
         self.modalities = sorted({m for model, _ in self.loaded for m in model.modalities})
-        self.models = FeatureModels(params)
+        kinds = {tuple(m for m, k in model_inputs(model).items() if k != "embedding")
+                 for model, _ in self.loaded}
+        if len(kinds) > 1:
+            raise ValueError(f"{model_dir}: mixes fine-tuned and frozen-feature checkpoints "
+                             f"(backbones {sorted(kinds)}); pass one kind per --model")
+        self.models = FeatureModels(params, kinds.pop())
 
     def __call__(self, video: str | Path, transcript: str | Path | None = None,
                  crops_dir: str | Path | None = None) -> Prediction:
@@ -218,12 +244,21 @@ class Predictor:
                                       unit="model", disable=None):
             inputs = {}
             for m in model.modalities:
+                if m in self.models.backbones:  # cache content for the model's own backbone
+                    continue
                 dim = model.config_dict()["input_dims"][m]
                 inputs[m] = feats.get(m, np.zeros((n_frames, dim), np.float32))
                 if inputs[m].shape[1] != dim:
                     raise ValueError(f"{path}: trained on {dim}-d {m} features, the video gives "
                                      f"{inputs[m].shape[1]}-d (different feature params?)")
-            out = predict_video(model, inputs, ck["window"], ck["stride"])  # [T, n_targets]
+            if self.models.backbones:  # faces / log-mel caches in memory, read as in training
+                caches = {m: feats[m] for m in self.models.backbones if m in model.modalities}
+                if inputs:
+                    caches.update(ArrayVideo.from_frames(inputs).caches)
+                video_in = ArrayVideo(Path(video).stem, n_frames, caches)
+            else:
+                video_in = inputs
+            out = predict_video(model, video_in, ck["window"], ck["stride"])  # [T, n_targets]
             for j, target in enumerate(ck["targets"]):
                 sums[target] = sums.get(target, 0) + out[:, j]
                 counts[target] = counts.get(target, 0) + 1

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data, t0 = Path(args.data), time.perf_counter()
     result = scan(params.data.root, params.data, params.asr.transcripts_dir)
     try:
-        folds = make_folds(result.entries, params.data.folds)
+        folds = make_folds(result.entries, params.data.folds, params.data.fold_scheme)
     except FoldsError as e:
         result.problems.append(Problem(params.data.root, str(e)))
         folds = None

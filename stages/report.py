@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = Path(args.results)
         out = layout.report_dir(results)
         metrics = write_report(out, params.train.folds, params.train.targets, params.report.plot_videos,
+                               submission_list=params.report.submission_list,
                                results=results, data_root=Path(args.data))
     except (ReportError, FileNotFoundError, ValueError) as e:
         log.error("report: %s", e)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from fusion.backbones import input_kinds
 from fusion.checkpoint import save_checkpoint
 from fusion.curves import plot_curves, write_curves
 from fusion.data import open_videos
@@ -90,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = run_targets(params.train, args.target)
         train_ids, val_ids = read_fold(data, args.fold)
         modalities = list(params.fusion.modalities)
-        train_videos = open_videos(train_ids, modalities, targets, data, desc="open train")
-        val_videos = open_videos(val_ids, modalities, targets, data, desc="open validation")
+        kinds = input_kinds(params)  # fine-tuning: faces / log-mel; else embeddings
+        train_videos = open_videos(train_ids, modalities, targets, data, desc="open train", inputs=kinds)
+        val_videos = open_videos(val_ids, modalities, targets, data, desc="open validation", inputs=kinds)
     except Exception as e:
         log.error("train: %s", e)
         log.debug("traceback", exc_info=True)
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     title = f"fold {args.fold}, {args.target}"
     try:
         result = train_model(params.fusion, params.train, train_videos, val_videos, targets,
-                             on_epoch=lambda rows: write_curves(tmp, rows))
+                             on_epoch=lambda rows: write_curves(tmp, rows), params=params)
         m = result.val_metrics
         info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
                 "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}

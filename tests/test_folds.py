@@ -118,3 +118,25 @@ def test_folds_json_round_trip(tmp_path):
     assert (tmp_path / "m" / "folds.json").read_bytes() == first
     with pytest.raises(FileNotFoundError, match="stages.manifest"):
         read_folds(tmp_path / "nope.json")
+
+
+def test_official_scheme_gives_the_authors_chunks_of_432_trials():
+    """ABAW6's 356 training + 76 validation trials: chunks [0,71) [71,142) [142,213) [213,284)
+    [284,356) + the validation set, rolled by the fold number (fold 0 = the official split)."""
+    train = [entry(f"trial{i:03d}", "train") for i in range(356)]
+    val = [entry(f"val{i:03d}", "validation") for i in range(76)]
+    test = [entry(f"x{i}", "test") for i in range(3)]
+    out = make_folds(train + val + test, 6, scheme="official")
+    ids = [e.id for e in train]
+    chunks = [ids[0:71], ids[71:142], ids[142:213], ids[213:284], ids[284:356], [e.id for e in val]]
+    assert out["test"] == ["x0", "x1", "x2"]
+    assert len(out["folds"]) == 6
+    for k, fold in enumerate(out["folds"]):
+        rolled = chunks[-k:] + chunks[:-k] if k else chunks  # np.roll(chunks, k)
+        assert fold["validation"] == sorted(rolled[-1])
+        assert fold["train"] == sorted(v for c in rolled[:-1] for v in c)
+    assert out["folds"][0]["validation"] == sorted(e.id for e in val)  # the official split
+    assert out["folds"][1]["validation"] == ids[284:356]
+    assert out["folds"][5]["validation"] == ids[0:71]
+    with pytest.raises(FoldsError, match="official"):
+        make_folds(train + test, 6, scheme="official")

@@ -154,3 +154,39 @@ def test_joint_runs_work_through_the_folds_x_targets_matrix(tmp_path):
     assert metrics["folds"]["0"] == pytest.approx({t: run["ccc"][t] for t in ("valence", "arousal")})
     test_file = out / "test" / f"{ids['test'][0]}.txt"
     assert test_file.read_text().splitlines()[0] == "valence,arousal"
+
+
+def test_the_abaw_submission_file_lists_every_test_frame(trained):
+    from fusion.report import SUBMISSION
+
+    root, _ = trained
+    out = layout.report_dir(root / "results")
+    data = root / "data"
+    test_ids = sorted(json.loads((data / "manifest" / "folds.json").read_text())["test"])
+    lines = (out / SUBMISSION).read_text().splitlines()
+    assert lines[0] == "image_location,valence,arousal"
+    expected, values = [], []
+    for video in test_ids:
+        rows = (out / "test" / f"{video}.txt").read_text().splitlines()[1:]
+        expected += [f"{video}/{i + 1:05d}.jpg" for i in range(len(rows))]
+        values += rows
+    assert [line.split(",", 1)[0] for line in lines[1:]] == expected
+    assert [line.split(",", 1)[1] for line in lines[1:]] == values
+
+
+def test_the_submission_follows_the_organisers_frame_list(tmp_path):
+    from fusion.report import ReportError, read_frame_list, submission_csv
+
+    preds = {"a": {"valence": np.array([0.1, 0.2, 0.3]), "arousal": np.array([-0.1, -0.2, 2.0])},
+             "b_left": {"valence": np.array([0.5]), "arousal": np.array([0.6])}}
+    listing = tmp_path / "list.txt"
+    listing.write_text("image_location,valence,arousal\nb_left/00001.jpg\na/00002.jpg\na/00005.jpg\n")
+    rows = submission_csv(preds, read_frame_list(listing)).splitlines()
+    assert rows == ["image_location,valence,arousal", "b_left/00001.jpg,0.500000,0.600000",
+                    "a/00002.jpg,0.200000,-0.200000", "a/00005.jpg,0.300000,1.000000"]  # padded, clipped
+    listing.write_text("c/00001.jpg\n")
+    with pytest.raises(ReportError, match="without test predictions"):
+        submission_csv(preds, read_frame_list(listing))
+    listing.write_text("a/frame.png\n")
+    with pytest.raises(ReportError, match="line 1"):
+        read_frame_list(listing)

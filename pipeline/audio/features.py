@@ -128,7 +128,7 @@ def load_extractor(params: AudioParams) -> AudioExtractor:
 
     from pipeline.audio.vggish import load_vggish
 
-    model, sha = load_vggish(params.vggish_weights)
+    model, sha = load_vggish(params.vggish_weights, params.vggish_relu)
     versions.update(torch=torch.__version__, vggish_sha256=sha)
     return AudioExtractor(params, model, "vggish", settings, versions)
 

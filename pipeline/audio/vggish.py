@@ -9,15 +9,26 @@ key names ``features.*`` / ``embeddings.*``) is loaded from:
 - ``download``: torchvggish's own download through ``torch.hub`` (machines with internet; a file
   already in the torch hub cache is used without network). Offline, a clear
   :class:`~pipeline.core.assets.AssetError` says where to get the file and which param to set.
+
+Layout (what the fine-tuning groups select by name, see fusion/unfreeze.py)::
+
+    features.{0..13}   conv3x3 64 - pool - 128 - pool - 256, 256 - pool - 512, 512 - pool  (ReLUs)
+    embeddings.{0: Linear(12288, 4096), 1: ReLU, 2: Linear(4096, 4096), 3: ReLU,
+                4: Linear(4096, 128), 5: ReLU (only with ``relu``: torchvggish keeps it, the authors drop it)}
+
+:class:`VGGishConfig` also describes smaller networks of the same layout (random init, for the
+CPU demo of the fine-tuning path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torchvggish.torchvggish import VGG, VGGISH_WEIGHTS, make_layers
 
 from pipeline.core.assets import ASSETS, AssetError, missing, resolve_local, sha256_file
@@ -26,9 +37,52 @@ EMBEDDING_DIM = 128
 DOWNLOAD = "download"
 
 
-def build_vggish() -> VGG:
-    """The VGGish network with random weights, no PCA postprocessing; eval mode."""
-    return VGG(make_layers(), postprocess=False).eval()
+PATCH_SHAPE = (96, 64)  # log-mel rows x mel bands of one input patch
+
+
+@dataclass(frozen=True)
+class VGGishConfig:
+    """The network's sizes; the defaults are VGGish (torchvggish's ``make_layers`` and ``VGG``)."""
+
+    channels: tuple[int, ...] = (64, 128, 256, 256, 512, 512)  # conv widths
+    pools: tuple[int, ...] = (0, 1, 3, 5)  # a 2x2 max-pool after these convs
+    hidden: int = 4096  # width of the two hidden embedding layers
+    embedding_dim: int = EMBEDDING_DIM
+
+    @property
+    def is_vggish(self) -> bool:
+        return self == VGGishConfig()
+
+
+def _features(cfg: VGGishConfig) -> nn.Sequential:
+    if cfg.is_vggish:
+        return make_layers()
+    layers: list[nn.Module] = []
+    in_ch = 1
+    for i, c in enumerate(cfg.channels):
+        layers += [nn.Conv2d(in_ch, c, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+        if i in cfg.pools:
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        in_ch = c
+    return nn.Sequential(*layers)
+
+
+def build_vggish(relu: bool = True, cfg: VGGishConfig = VGGishConfig()) -> VGG:
+    """The VGGish network (random weights, no PCA postprocessing), eval mode.
+
+    ``relu`` False drops the final ReLU of ``embeddings`` (the authors' choice); a non-default
+    ``cfg`` builds a smaller network with the same module names and forward pass.
+    """
+    model = VGG(_features(cfg), postprocess=False)
+    if not cfg.is_vggish:
+        side = (PATCH_SHAPE[0] >> len(cfg.pools), PATCH_SHAPE[1] >> len(cfg.pools))
+        flat = cfg.channels[-1] * side[0] * side[1]
+        model.embeddings = nn.Sequential(nn.Linear(flat, cfg.hidden), nn.ReLU(True),
+                                         nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(True),
+                                         nn.Linear(cfg.hidden, cfg.embedding_dim), nn.ReLU(True))
+    if not relu:
+        model.embeddings = nn.Sequential(*list(model.embeddings)[:-1])
+    return model.eval()
 
 
 def _state_dict_from_file(path: Path) -> dict:
@@ -51,8 +105,9 @@ def _download() -> tuple[dict, Path]:
     return sd, path
 
 
-def load_vggish(weights: str) -> tuple[VGG, str]:
-    """The VGGish model with weights from ``weights`` (a path or ``"download"``), eval mode.
+def load_vggish(weights: str, relu: bool = True) -> tuple[VGG, str]:
+    """The VGGish model with weights from ``weights`` (a path or ``"download"``), eval mode;
+    ``relu`` False drops the final ReLU (``audio.vggish_relu``).
 
     Returns ``(model, sha256 of the weights file)``; raises ``AssetError`` naming the file, where
     to get it and the param (``audio.vggish_weights``) for a missing or wrong file.
@@ -62,7 +117,7 @@ def load_vggish(weights: str) -> tuple[VGG, str]:
     else:
         path = resolve_local(ASSETS["vggish"], weights)
         sd = _state_dict_from_file(path)
-    model = build_vggish()
+    model = build_vggish(relu)
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:

@@ -37,13 +37,18 @@ class DataParams:
     # dvc.yaml's shard matrix needs a list: exactly 0 .. shards-1 (empty = derived from `shards`)
     shard_ids: tuple[int, ...] = ()
     folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split
+    # source-safe: rotate chunks of the sorted source videos (people of one video stay together);
+    # official: the authors' partition (5 chunks of the training trials + the official validation
+    # set, rolled by the fold number; see pipeline/dataset/folds.py)
+    fold_scheme: str = "source-safe"
     label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
     count_frames: str = "auto"  # auto (container count unless implausible) | header | decode
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
 
     def __post_init__(self) -> None:
         for key, allowed in (("layout", ("auto", "affwild2", "folder")),
-                             ("count_frames", ("auto", "header", "decode"))):
+                             ("count_frames", ("auto", "header", "decode")),
+                             ("fold_scheme", ("source-safe", "official"))):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
         if self.folds < 1 or self.label_tolerance < 0:
@@ -64,6 +69,7 @@ class AudioParams:
     sample_rate: int = 16000
     vggish_weights: str = ""  # "" = no VGGish (compact log-mel features); a .pth path; or "download"
     batch_size: int = 64  # VGGish patches per forward pass
+    vggish_relu: bool = True  # torchvggish's final ReLU on the embedding (the authors drop it: false)
 
 
 @dataclass(frozen=True)
@@ -188,8 +194,25 @@ class TrainParams:
     amp: bool = True  # mixed precision on CUDA
     num_workers: int = 0
     threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest for small models)
+    # frozen: read cached embeddings; finetune: IR-50 / VGGish inside the model (docs/training.md)
+    backbones: str = "frozen"
+    finetune_visual: str = "ir50"  # ir50 (visual.ir50_weights) | ir50-tiny (small, random init)
+    finetune_audio: str = "vggish"  # vggish (audio.vggish_weights) | vggish-tiny (small, random init)
+    frozen_bn: str = "eval"  # eval: frozen backbone layers in eval mode | train: the authors' drift
+    backbone_chunk: int = 1024  # frames per forward pass through a backbone's frozen layers
+    channels_last: bool = False  # IR-50 convolutions in channels_last memory format (CUDA)
+    reload_best_every_epoch: bool = False  # load the best weights so far after every epoch (paper)
+    warmup: str = "linear"  # linear | official (the authors' per-epoch saw-tooth, fusion/lr.py)
 
     def __post_init__(self) -> None:
+        for key, allowed in (("backbones", ("frozen", "finetune")),
+                             ("finetune_visual", ("ir50", "ir50-tiny")),
+                             ("finetune_audio", ("vggish", "vggish-tiny")),
+                             ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official"))):
+            if getattr(self, key) not in allowed:
+                raise ParamsError(f"train.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        if self.backbone_chunk < 1:
+            raise ParamsError(f"train.backbone_chunk must be >= 1, got {self.backbone_chunk}")
         for key in ("batch_size", "epochs"):
             if getattr(self, key) < 1:
                 raise ParamsError(f"train.{key} must be >= 1, got {getattr(self, key)}")
@@ -206,6 +229,9 @@ class ReportParams:
     """Cross-fold report: metrics, plots, challenge prediction files."""
 
     plot_videos: int = 3  # validation videos plotted per fold and target
+    # the organisers' frame list for the ABAW submission file (lines `<trial>/00001.jpg`, a header
+    # allowed); "" = every frame of every test video
+    submission_list: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,13 @@
 
 If the dataset has no validation (or no train) partition, fold 0 is not official but chunk 0's fold.
 Deterministic: the same entries give the same file.
+
+``data.fold_scheme: official`` reproduces the authors' partition instead (:func:`official_folds`):
+the training trials in order (the manifest's, sorted by id) are cut into ``n - 1`` consecutive
+chunks at ``floor(i * n_train / (n - 1))`` (Aff-Wild2's 356 training trials: [0, 71), [71, 142),
+[142, 213), [213, 284), [284, 356)), the official validation set is the last chunk, and fold k rolls
+the list of chunks by k (``np.roll``): the last chunk after rolling validates, the others train.
+Fold 0 is the official split. Two people of one source video can land on both sides.
 """
 
 from __future__ import annotations
@@ -49,7 +56,27 @@ def _rotate(sources: list[str], members: dict[str, list[str]], n_chunks: int) ->
     return folds
 
 
-def make_folds(entries: Iterable[VideoEntry], n_folds: int) -> Folds:
+def official_folds(train_ids: list[str], val_ids: list[str], n_folds: int) -> list[dict]:
+    """The authors' folds (module docstring) of the training trials ``train_ids`` in their order
+    and the official validation trials ``val_ids``."""
+    if n_folds < 2:
+        return [{"train": sorted(train_ids), "validation": sorted(val_ids)}]
+    n = len(train_ids)
+    k = n_folds - 1
+    if n < k:
+        raise FoldsError(f"data.fold_scheme = official with data.folds = {n_folds} needs at least "
+                         f"{k} training trials, found {n}")
+    bounds = [i * n // k for i in range(k + 1)]
+    chunks = [train_ids[bounds[i]:bounds[i + 1]] for i in range(k)] + [list(val_ids)]
+    folds = []
+    for fold in range(n_folds):
+        rolled = chunks[-fold:] + chunks[:-fold] if fold else chunks  # np.roll(chunks, fold)
+        folds.append({"train": sorted(v for c in rolled[:-1] for v in c),
+                      "validation": sorted(rolled[-1])})
+    return folds
+
+
+def make_folds(entries: Iterable[VideoEntry], n_folds: int, scheme: str = "source-safe") -> Folds:
     """The fold dict for ``entries`` (see the module docstring).
 
     A dataset without labeled videos gives no folds (prediction only). Fewer labeled source videos
@@ -75,6 +102,12 @@ def make_folds(entries: Iterable[VideoEntry], n_folds: int) -> Folds:
         log.warning("official split puts people of one source video in train and validation: %s "
                     "(kept in fold 0; folds 1.. keep them together)", ", ".join(straddle))
     official = bool(official_val and official_train)
+    if scheme == "official":
+        if not official:
+            raise FoldsError("data.fold_scheme = official needs an official train and validation "
+                             f"partition; the dataset has {len(official_train)} train and "
+                             f"{len(official_val)} validation videos")
+        return {"folds": official_folds(official_train, official_val, n_folds), "test": test}
     if not official:
         log.warning("no official %s partition: fold 0 is a rotated chunk like the others",
                     "validation" if official_train else "train")

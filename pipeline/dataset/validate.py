@@ -29,7 +29,7 @@ def validate(params: Params, progress: bool = True) -> Scan:
     result = scan(params.data.root, params.data, params.asr.transcripts_dir, hash_files=False,
                   progress=progress)
     try:
-        make_folds(result.entries, params.data.folds)
+        make_folds(result.entries, params.data.folds, params.data.fold_scheme)
     except FoldsError as e:
         result.problems.append(Problem(params.data.root, str(e)))
     return result

@@ -27,13 +27,12 @@ import numpy as np
 from pipeline.core.manifest import crops_fingerprint
 from pipeline.core.params import VisualParams, to_dict
 from pipeline.visual.faces import iter_faces, resolve_source
+from pipeline.visual.ir50 import NORM_MEAN, NORM_STD
 
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
 BACKBONES = ("pixels", "ir50")
-NORM_MEAN = 0.5  # IR-50 input normalisation (the official pipeline): (x / 255 - 0.5) / 0.5
-NORM_STD = 0.5
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> gray (ITU-R 601)
 PIXELS_STD_FLOOR = 1e-3  # pixels backbone: std floor (gray in [0, 1]) for flat images
 

@@ -27,6 +27,9 @@ from torch import nn
 
 from pipeline.core.assets import ASSETS, AssetError, missing, resolve_local
 
+NORM_MEAN = 0.5  # input normalisation (the official pipeline): (x / 255 - 0.5) / 0.5
+NORM_STD = 0.5
+
 
 @dataclass(frozen=True)
 class IR50Config:
