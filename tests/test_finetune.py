@@ -11,8 +11,8 @@ import torch
 
 from fusion.augment import crop_flip
 from fusion.backbones import BackboneRJCMA
+from fusion.data import open_videos
 from fusion.lr import official_warmup_lr
-from fusion.rawdata import load_inputs
 from fusion.train import torch_threads, train_model
 from fusion.unfreeze import Phases, layer_groups, set_trainable
 from pipeline.core.params import FusionParams, Params, TrainParams
@@ -160,8 +160,9 @@ def test_crops_vary_in_training_are_centred_in_evaluation_and_half_are_flipped()
 def raw_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune") / "data"
     ids = write_dataset(root, {"train": 3, "validation": 2}, [24, 40], raw=True, seed=5)
-    tr = load_inputs(ids["train"], MODS, ["visual", "audio"], ("valence",), root)
-    va = load_inputs(ids["validation"], MODS, ["visual", "audio"], ("valence",), root)
+    kinds = {"audio": "logmel", "visual": "faces", "text": "embedding"}
+    tr = open_videos(ids["train"], MODS, ("valence",), root, inputs=kinds)
+    va = open_videos(ids["validation"], MODS, ("valence",), root, inputs=kinds)
     return tr, va
 
 
@@ -234,7 +235,7 @@ def test_a_checkpoint_carries_the_finetuned_backbones(raw_data, tmp_path):
     for k, v in res.model.state_dict().items():
         assert torch.equal(v.cpu(), model.state_dict()[k]), k
     v = raw_data[1][0]
-    np.testing.assert_allclose(predict_video(model, v.features, 8, 8), res.val_preds[v.id], atol=1e-6)
+    np.testing.assert_allclose(predict_video(model, v, 8, 8), res.val_preds[v.id], atol=1e-6)
 
 
 def test_rjcma_predict_of_a_finetuned_checkpoint_equals_the_report(tmp_path):
