@@ -7,6 +7,11 @@
     text:   cached BERT features [B, K, 768] (the paper does not fine-tune BERT)
       --> RJCMA (fusion.model) on the per-frame embeddings --> [B, K, n_outputs]
 
+With ``fusion.normalize`` the embeddings are standardised like cached features, with FIXED
+per-dimension statistics of the initial backbones' embeddings of the first training windows
+(:func:`embedding_stats`; a random-init VGGish-tiny embeds at a std of ~1e-3, far below the text's
+1), stored in the model's input buffers and checkpoint.
+
 A backbone is run as an ordered list of stages (IR-50: input_layer, body.0 .. body.23,
 output_layer, L2-normalisation; VGGish: features, flatten, embeddings.0 ..): the stages before the
 first one with a trainable parameter run under ``no_grad`` in chunks of ``chunk`` frames (no
@@ -55,6 +60,8 @@ AUDIO_BACKBONES = {
                                 embedding_dim=32),
 }
 BACKBONE_MODALITIES = ("visual", "audio")
+STATS_WINDOWS = 64  # training windows whose embeddings fix the backbones' input standardisation
+STD_FLOOR = 1e-6
 
 Stage = Callable[[torch.Tensor], torch.Tensor]
 
@@ -181,9 +188,9 @@ class BackboneRJCMA(nn.Module):
                 for m in self.cached_dims}
 
     def set_input_stats(self, mean: dict[str, Any], std: dict[str, Any]) -> None:
-        """Standardisation of the cached modalities (the backbones' embeddings stay as they are)."""
-        m0 = {m: 0.0 for m in self.encoders} | dict(mean)
-        s1 = {m: 1.0 for m in self.encoders} | dict(std)
+        """Per-modality input standardisation (fusion.model); a modality not given keeps 0 / 1."""
+        m0 = {m: 0.0 for m in self.modalities} | dict(mean)
+        s1 = {m: 1.0 for m in self.modalities} | dict(std)
         self.fusion_model.set_input_stats(m0, s1)
 
     def config_dict(self) -> dict[str, Any]:
@@ -216,6 +223,43 @@ def input_kinds(params: Params) -> dict[str, str] | None:
     if params.train.backbones != "finetune":
         return None
     return kinds_for(params.fusion.modalities, backbone_config(params))
+
+
+@torch.no_grad()
+def embedding_stats(model: BackboneRJCMA, videos: Sequence, window: int, batch_size: int,
+                    max_windows: int = STATS_WINDOWS) -> tuple[dict, dict]:
+    """Per-dimension mean and std ``{modality: [D_m]}`` of the backbones' embeddings (eval mode,
+    centre crops, frames with a face) over the first ``max_windows`` non-overlapping windows of
+    ``videos`` (the training videos), for the model's fixed input standardisation."""
+    from fusion.data import WindowDataset, make_loader
+
+    was_training = model.training
+    model.eval()
+    ds = WindowDataset(videos, window, window, pad=model.input_pad(), inputs=model.input_kinds)
+    embs: dict[str, list[torch.Tensor]] = {m: [] for m in model.encoders}
+    device = next(model.parameters()).device
+    seen = 0
+    for batch in make_loader(ds, batch_size, shuffle=False):
+        x, mask = batch["features"], batch["mask"]
+        for m, enc in model.encoders.items():
+            if m == "visual":
+                keep = (batch[PRESENT] & mask).reshape(-1)
+                e = enc(x[m].to(device), batch[PRESENT].to(device))
+            else:
+                keep = mask.reshape(-1)
+                e = enc(x[m].to(device))
+            embs[m].append(e.reshape(-1, enc.dim)[keep.to(device)].float().cpu())
+        seen += len(mask)
+        if seen >= max_windows:
+            break
+    model.train(was_training)
+    mean, std = {}, {}
+    for m, parts in embs.items():
+        e = torch.cat(parts) if parts else torch.zeros(0, model.encoders[m].dim)
+        mean[m] = (e.mean(0) if len(e) > 1 else torch.zeros(e.shape[1])).numpy()
+        sd = e.std(0) if len(e) > 1 else torch.ones(e.shape[1])
+        std[m] = torch.where(sd < STD_FLOOR, torch.ones_like(sd), sd).numpy()
+    return mean, std
 
 
 def backbone_config(params: Params) -> dict[str, dict[str, Any]]:

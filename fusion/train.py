@@ -106,9 +106,9 @@ def train_model(fusion: FusionParams, train: TrainParams, train_videos: Sequence
     """Train one model on ``train_videos`` and select its epoch on ``val_videos``.
 
     Videos carry labels for exactly ``targets`` (columns in order) and features for every modality
-    of ``fusion.modalities`` (with ``train.backbones: finetune``: the backbone inputs of
-    fusion.data's ``faces`` / ``logmel`` input kinds, and ``params`` for the backbones' settings and weights). ``on_epoch(history)``
-    is called after every epoch (e.g. to write the curves so far).
+    of ``fusion.modalities`` (with ``train.backbones: finetune``: opened with fusion.data's
+    ``faces`` / ``logmel`` input kinds, and ``params`` gives the backbones' settings and weights).
+    ``on_epoch(history)`` is called after every epoch (e.g. to write the curves so far).
     """
     if train.backbones == "finetune" and params is None:
         raise ValueError("train.backbones = finetune needs the full params (backbone settings)")
@@ -117,10 +117,11 @@ def train_model(fusion: FusionParams, train: TrainParams, train_videos: Sequence
 
 
 def _finetune_model(params: Params, videos: Sequence[Video], train_videos: Sequence[Video],
-                    n_outputs: int):
-    """The fine-tuning model: pretrained backbones loaded, the cached modalities (text)
-    standardised with the training videos' statistics."""
-    from fusion.backbones import BackboneRJCMA, backbone_config, load_pretrained
+                    n_outputs: int, device: torch.device):
+    """The fine-tuning model on ``device``: pretrained backbones loaded, the cached modalities
+    (text) standardised with the training videos' statistics, the backbones' embeddings with
+    those of the first training windows (:func:`fusion.backbones.embedding_stats`)."""
+    from fusion.backbones import BackboneRJCMA, backbone_config, embedding_stats, load_pretrained
 
     fusion = params.fusion
     backbones = backbone_config(params)
@@ -130,6 +131,10 @@ def _finetune_model(params: Params, videos: Sequence[Video], train_videos: Seque
     model = BackboneRJCMA(fusion, backbones, dims, n_outputs)
     load_pretrained(model, params)
     model.set_input_stats(norm.mean, norm.std)
+    model.to(device)
+    if fusion.normalize:  # fixed standardisation of the initial backbones' embeddings
+        mean, std = embedding_stats(model, train_videos, fusion.window, params.train.batch_size)
+        model.set_input_stats(norm.mean | mean, norm.std | std)
     return model
 
 
@@ -149,7 +154,8 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
 
     torch.manual_seed(train.seed)
     if finetune:  # IR-50 / VGGish inside the model (fusion.backbones, fusion.unfreeze)
-        model = _finetune_model(params, list(train_videos) + list(val_videos), train_videos, len(targets))
+        model = _finetune_model(params, list(train_videos) + list(val_videos), train_videos, len(targets),
+                                device)
         dataset = WindowDataset(train_videos, fusion.window, fusion.stride, pad=input_pad(model),
                                 inputs=model.input_kinds)
     else:

@@ -232,6 +232,8 @@ def test_a_checkpoint_carries_the_finetuned_backbones(raw_data, tmp_path):
     model, ckpt = load_checkpoint(path)
     assert isinstance(model, BackboneRJCMA)
     assert any(k.startswith("encoders.visual.backbone.body.") for k in ckpt["model"])
+    for m in ("visual", "audio"):  # fixed standardisation of the initial backbones' embeddings
+        assert not torch.allclose(ckpt["model"][f"fusion_model.input_std_{m}"], torch.ones(32))
     for k, v in res.model.state_dict().items():
         assert torch.equal(v.cpu(), model.state_dict()[k]), k
     v = raw_data[1][0]
