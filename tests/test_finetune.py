@@ -284,3 +284,18 @@ def test_rjcma_predict_of_a_finetuned_checkpoint_equals_the_report(tmp_path):
     assert pred.face_present.mean() > 0.5
     assert np.ptp(report["clip"]["valence"]) > 0
     np.testing.assert_allclose(pred.values["valence"], report["clip"]["valence"], atol=1e-6)
+
+
+def test_vggish_relu_option_drops_only_the_final_relu():
+    from pipeline.audio.vggish import VGGishConfig, build_vggish
+
+    tiny = VGGishConfig(channels=(4, 8, 8, 16), pools=(0, 1, 2, 3), hidden=16, embedding_dim=8)
+    with_relu, without = build_vggish(True, tiny), build_vggish(False, tiny)
+    assert len(with_relu.embeddings) == 6 and len(without.embeddings) == 5
+    assert isinstance(without.embeddings[4], torch.nn.Linear)
+    without.load_state_dict(with_relu.state_dict())  # same keys: released weights load either way
+    x = torch.randn(4, 1, 96, 64)
+    raw, clipped = without(x), with_relu(x)
+    assert (raw < 0).any() and torch.equal(clipped, raw.clamp(min=0))
+    full = build_vggish(False)
+    assert [type(m).__name__ for m in full.embeddings] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
