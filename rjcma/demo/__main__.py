@@ -1,5 +1,5 @@
-"""``python -m rjcma.demo``: generate the demo dataset (see :func:`rjcma.demo.main`)."""
+"""``python -m rjcma.demo``: generate the demo dataset (see :mod:`rjcma.demo.cli`)."""
 
-from rjcma.demo import main
+from rjcma.demo.cli import main
 
 raise SystemExit(main())
