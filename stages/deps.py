@@ -82,6 +82,23 @@ def imported_modules(path: Path, root: Path) -> set[str]:
     return {m for m in found if module_path(m, root) is not None}
 
 
+def project_modules(root: Path) -> dict[str, Path]:
+    """Every module of the project's packages: dotted name -> file (a package is its __init__)."""
+    mods = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            mods[".".join(parts)] = path
+    return mods
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in its source), for every module."""
+    return {mod: imported_modules(path, root) for mod, path in project_modules(root).items()}
+
+
 def has_code(path: Path) -> bool:
     """Whether a file holds more than a docstring (an empty package __init__ is no dependency)."""
     body = parse(path).body
