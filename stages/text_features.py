@@ -24,12 +24,10 @@ log = logging.getLogger("rjcma.text_features")
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
     from pipeline.text.bert import load_bert, versions
-    from pipeline.text.features import EXTRACTOR, GAPS, text_settings, write_text_features
+    from pipeline.text.features import EXTRACTOR, text_settings, write_text_features
     from pipeline.text.transcripts import read_transcript
 
     text = params.text
-    if text.gap not in GAPS:
-        raise ValueError(f"text.gap = {text.gap!r}; expected one of {GAPS}")
     encoder = load_bert(text.bert)  # once per shard; a clear error when it is not available
     settings, vers = text_settings(text, encoder), versions()
 

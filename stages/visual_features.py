@@ -16,14 +16,11 @@ from pipeline.core import layout
 from pipeline.core.cache import is_current, write_cache
 from pipeline.core.manifest import VideoEntry
 from pipeline.core.params import Params
-from pipeline.visual.faces import FACE_SOURCES, resolve_source
+from pipeline.visual.faces import resolve_source
 from pipeline.visual.features import cache_settings, load_backbone, source_hash, visual_features_for
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
-    if params.visual.face_source not in FACE_SOURCES:
-        raise ValueError(f"visual.face_source must be one of {FACE_SOURCES}, "
-                         f"got {params.visual.face_source!r}")
     backbone = load_backbone(params.visual)  # loads IR-50 once (clear error if unavailable)
 
     def process(entry: VideoEntry) -> str:

@@ -51,6 +51,15 @@ def test_bad_files_name_the_file(tmp_path):
     ({"fusion": {"variant": "papr"}}, ["fusion.variant", "papr"]),
     ({"fusion": {"modalities": ["vision"]}}, ["fusion.modalities", "vision"]),
     ({"fusion": {"window": 0}}, ["fusion.window"]),
+    ({"visual": {"face_source": "mtcnn"}}, ["visual.face_source", "mtcnn"]),
+    ({"visual": {"backbone": "resnet"}}, ["visual.backbone", "resnet"]),
+    ({"visual": {"crop_size": 64}}, ["visual.crop_size", "visual.face_size"]),
+    ({"visual": {"detect_every": 0}}, ["visual.detect_every", ">= 1"]),
+    ({"visual": {"detect_smooth": 0.0}}, ["visual.detect_smooth"]),
+    ({"visual": {"detect_hold": -1}}, ["visual.detect_hold"]),
+    ({"audio": {"batch_size": 0}}, ["audio.batch_size"]),
+    ({"asr": {"engine": "whisper"}}, ["asr.engine", "whisper"]),
+    ({"text": {"gap": "fill"}}, ["text.gap", "fill"]),
 ])
 def test_out_of_range_values_name_the_key(raw, words):
     with pytest.raises(ParamsError) as e:
@@ -64,3 +73,4 @@ def test_exponent_without_dot_is_a_number(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("train:\n  lr: 1e-3\n")  # YAML 1.1 reads this as a string
     assert load_params(p).train.lr == 1e-3
+

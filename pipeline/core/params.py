@@ -22,6 +22,14 @@ import yaml
 
 DEFAULT_PARAMS = "params.yaml"
 
+# the allowed values of the choice params (modules that branch on them import these)
+LAYOUTS = ("auto", "affwild2", "folder")  # data.layout
+COUNT_FRAMES = ("auto", "header", "decode")  # data.count_frames
+ASR_ENGINES = ("vosk", "transcripts")  # asr.engine
+TEXT_GAPS = ("zeros", "hold")  # text.gap
+FACE_SOURCES = ("auto", "crops", "frames", "detect")  # visual.face_source
+BACKBONES = ("pixels", "ir50")  # visual.backbone
+
 
 class ParamsError(ValueError):
     """A params file that cannot be used; the message names the file, section and key."""
@@ -42,8 +50,7 @@ class DataParams:
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
 
     def __post_init__(self) -> None:
-        for key, allowed in (("layout", ("auto", "affwild2", "folder")),
-                             ("count_frames", ("auto", "header", "decode"))):
+        for key, allowed in (("layout", LAYOUTS), ("count_frames", COUNT_FRAMES)):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
         if self.folds < 1 or self.label_tolerance < 0:
@@ -65,6 +72,11 @@ class AudioParams:
     vggish_weights: str = ""  # "" = no VGGish (compact log-mel features); a .pth path; or "download"
     batch_size: int = 64  # VGGish patches per forward pass
 
+    def __post_init__(self) -> None:
+        if self.sample_rate < 1 or self.batch_size < 1:
+            raise ParamsError(f"audio.sample_rate and audio.batch_size must be >= 1, got "
+                              f"{self.sample_rate} and {self.batch_size}")
+
 
 @dataclass(frozen=True)
 class VisualParams:
@@ -84,6 +96,23 @@ class VisualParams:
     detect_hold: int = 15  # frames the last box is held when the detector misses the face
     detect_every: int = 10  # full-frame detection every N frames; in between, around the face only
 
+    def __post_init__(self) -> None:
+        for key, allowed in (("face_source", FACE_SOURCES), ("backbone", BACKBONES)):
+            if getattr(self, key) not in allowed:
+                raise ParamsError(f"visual.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+        for key in ("face_size", "crop_size", "pixels_size", "batch_size", "detect_width", "detect_every"):
+            if getattr(self, key) < 1:
+                raise ParamsError(f"visual.{key} must be >= 1, got {getattr(self, key)}")
+        if self.crop_size > self.face_size:
+            raise ParamsError(f"visual.crop_size {self.crop_size} is larger than visual.face_size "
+                              f"{self.face_size}")
+        if not 0 < self.detect_min_face <= 1 or self.detect_margin < 0 or not 0 < self.detect_smooth <= 1:
+            raise ParamsError("visual.detect_min_face and visual.detect_smooth must be in (0, 1] and "
+                              f"visual.detect_margin >= 0, got {self.detect_min_face}, "
+                              f"{self.detect_smooth} and {self.detect_margin}")
+        if self.detect_hold < 0:
+            raise ParamsError(f"visual.detect_hold must be >= 0, got {self.detect_hold}")
+
 
 @dataclass(frozen=True)
 class AsrParams:
@@ -95,8 +124,8 @@ class AsrParams:
     transcripts_dir: str = "transcripts"  # under data.root, for engine = transcripts
 
     def __post_init__(self) -> None:
-        if self.engine not in ("vosk", "transcripts"):
-            raise ParamsError(f"asr.engine: {self.engine!r} is not one of ['vosk', 'transcripts']")
+        if self.engine not in ASR_ENGINES:
+            raise ParamsError(f"asr.engine: {self.engine!r} is not one of {list(ASR_ENGINES)}")
         if self.chunk_seconds <= 0:
             raise ParamsError(f"asr.chunk_seconds must be > 0, got {self.chunk_seconds}")
 
@@ -124,8 +153,8 @@ class TextParams:
     gap: str = "zeros"  # frames between words: zeros (the paper) | hold (the last word's feature)
 
     def __post_init__(self) -> None:
-        if self.gap not in ("zeros", "hold"):
-            raise ParamsError(f"text.gap: {self.gap!r} is not one of ['zeros', 'hold']")
+        if self.gap not in TEXT_GAPS:
+            raise ParamsError(f"text.gap: {self.gap!r} is not one of {list(TEXT_GAPS)}")
         if self.layers < 1 or self.max_tokens < 3 or self.batch_size < 1:
             raise ParamsError(f"text.layers >= 1, text.max_tokens >= 3 and text.batch_size >= 1 needed, "
                               f"got {self.layers}, {self.max_tokens}, {self.batch_size}")

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from pipeline.core.manifest import VideoEntry, crops_fingerprint, file_hash, shard_of
 from pipeline.core.media import MediaError, VideoInfo, probe
-from pipeline.core.params import DataParams
+from pipeline.core.params import LAYOUTS, DataParams
 from pipeline.dataset.labels import LabelError, Labels, fit_length, parse_annotation
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
@@ -45,7 +45,6 @@ CROPS_DIR = "cropped_aligned"
 ANNOTATIONS_DIR = "annotations"
 IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' annotations
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
-LAYOUTS = ("auto", "affwild2", "folder")
 CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # any numbered image
 CROP_NAME = "{:05d}.jpg"  # the crop names pipeline.visual.faces reads (00001.jpg = frame 0)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.cache import write_cache
-from pipeline.core.params import Params, TextParams
+from pipeline.core.params import TEXT_GAPS, Params, TextParams
 from pipeline.text.bert import BertEncoder, encode_words, load_bert
 from pipeline.text.bert import versions as bert_versions
 from pipeline.text.transcripts import Transcript, Word, read_user_transcript
@@ -39,7 +39,7 @@ from pipeline.text.transcripts import Transcript, Word, read_user_transcript
 log = logging.getLogger(__name__)
 
 EXTRACTOR = "bert-words v1"  # bump when the cache content for the same settings would change
-GAPS = ("zeros", "hold")
+GAPS = TEXT_GAPS
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 

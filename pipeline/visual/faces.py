@@ -30,11 +30,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.core.params import VisualParams
+from pipeline.core.params import FACE_SOURCES, VisualParams
 
 log = logging.getLogger(__name__)
 
-FACE_SOURCES = ("auto", "crops", "frames", "detect")
 CROP_NAME = "{:05d}.jpg"  # cropped_aligned/<id>/00001.jpg = video frame 0
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 DETECT_SCALE_FACTOR = 1.1  # Haar image-pyramid step
@@ -282,8 +281,6 @@ def crop_box(frame_bgr: np.ndarray, box: np.ndarray, margin: float, size: int) -
 
 def _detect_items(video: Path, n_frames: int, params: VisualParams,
                   ) -> Iterator[tuple[np.ndarray, bool]]:
-    if params.detect_every < 1:
-        raise ValueError(f"visual.detect_every must be >= 1, got {params.detect_every}")
     cascade = load_cascade()
     tracker = FaceTracker(smooth=params.detect_smooth, hold=params.detect_hold)
     size = params.face_size

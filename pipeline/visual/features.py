@@ -31,7 +31,6 @@ from pipeline.visual.faces import iter_faces, resolve_source
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
-BACKBONES = ("pixels", "ir50")
 NORM_MEAN = 0.5  # IR-50 input normalisation (the official pipeline): (x / 255 - 0.5) / 0.5
 NORM_STD = 0.5
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> gray (ITU-R 601)
@@ -91,17 +90,15 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
         return VisualBackbone(
             "pixels", params.pixels_size ** 2,
             lambda f, p: pixels_embed(f, p, params.crop_size, params.pixels_size), versions)
-    if params.backbone == "ir50":
-        import torch
+    import torch  # backbone = ir50 (VisualParams allows pixels | ir50)
 
-        from pipeline.core.assets import sha256_file
-        from pipeline.visual.ir50 import IR50Config, load_ir50
+    from pipeline.core.assets import sha256_file
+    from pipeline.visual.ir50 import IR50Config, load_ir50
 
-        model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
-        versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
-        return VisualBackbone("ir50", model.cfg.embedding_dim,
-                              lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
-    raise ValueError(f"visual.backbone must be one of {BACKBONES}, got {params.backbone!r}")
+    model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
+    versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
+    return VisualBackbone("ir50", model.cfg.embedding_dim,
+                          lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
 
 
 def cache_settings(params: VisualParams, source: str) -> dict:
