@@ -12,6 +12,7 @@ in its ``params:`` so that changing, e.g., ``fusion.recursions`` re-runs only tr
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ ASR_ENGINES = ("vosk", "transcripts")  # asr.engine
 TEXT_GAPS = ("zeros", "hold")  # text.gap
 FACE_SOURCES = ("auto", "crops", "frames", "detect")  # visual.face_source
 BACKBONES = ("pixels", "ir50")  # visual.backbone
+DEVICE = re.compile(r"auto|[a-z][a-z_]*(:\d+)?")  # train.device: auto or a torch device string
 
 
 class ParamsError(ValueError):
@@ -213,7 +215,7 @@ class TrainParams:
     min_lr: float = 1e-8
     early_stop: int = 10  # epochs without validation improvement before stopping (0 = never)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto (CUDA when available, else CPU) | a torch device: cpu, cuda, cuda:1, mps
     amp: bool = True  # mixed precision on CUDA
     num_workers: int = 0
     threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest for small models)
@@ -226,8 +228,9 @@ class TrainParams:
             raise ParamsError("train.lr > 0, train.min_lr >= 0, train.weight_decay >= 0 and "
                               f"0 < train.plateau_factor < 1 needed, got {self.lr}, {self.min_lr}, "
                               f"{self.weight_decay}, {self.plateau_factor}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ParamsError(f"train.device: {self.device!r}; expected auto, cpu or cuda[:N]")
+        if not DEVICE.fullmatch(self.device):
+            raise ParamsError(f"train.device: {self.device!r}; expected auto or a torch device string "
+                              "(cpu, cuda, cuda:1, mps, ...)")
 
 
 @dataclass(frozen=True)
