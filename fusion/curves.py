@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.core import layout
 from pipeline.core.atomic import atomic_path, write_text
 
 PLOT_SIZE = (8.0, 3.2)  # inches
@@ -35,8 +36,8 @@ def write_curves(out_dir: str | Path, rows: Sequence[dict]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
-    write_text(out_dir / "curves.csv", buf.getvalue())
-    write_text(out_dir / "curves.json",
+    write_text(out_dir / layout.CURVES_CSV, buf.getvalue())
+    write_text(out_dir / layout.CURVES_JSON,
                json.dumps([{k: _clean(v) for k, v in r.items()} for r in rows], indent=2) + "\n")
 
 

@@ -44,10 +44,6 @@ from fusion.train import JOINT_TARGET
 from pipeline.core import layout
 from pipeline.core.atomic import atomic_path, write_json, write_text
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.json"
-CURVES = "curves.json"
-PREDICTIONS = "predictions"
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
 TRACE_SIZE = (8.0, 2.8)  # inches
 PLOT_DPI = 100
@@ -111,20 +107,20 @@ def read_run(fold: int, target: str, results: Path = layout.RESULTS) -> Run:
     """The run ``<fold>-<target>``; :class:`ReportError` naming the file when something is missing."""
     run_dir = layout.train_dir(fold, target, results)
     hint = f"run `python -m stages.train --fold {fold} --target {target}` (or `dvc repro`)"
-    for name in (METRICS, CURVES, CHECKPOINT):
+    for name in (layout.METRICS, layout.CURVES_JSON, layout.CHECKPOINT):
         if not (run_dir / name).is_file():
             raise ReportError(f"{run_dir / name}: missing; {hint}")
     try:
-        metrics = json.loads((run_dir / METRICS).read_text())
+        metrics = json.loads((run_dir / layout.METRICS).read_text())
         for t in run_outputs(target, metrics):
             metrics["ccc"][t]
     except (ValueError, KeyError, TypeError) as e:
-        raise ReportError(f"{run_dir / METRICS}: no validation CCC for {target!r} ({e})") from e
+        raise ReportError(f"{run_dir / layout.METRICS}: no validation CCC for {target!r} ({e})") from e
     try:
         curves = [{k: math.nan if v is None else v for k, v in row.items()}
-                  for row in json.loads((run_dir / CURVES).read_text())]
+                  for row in json.loads((run_dir / layout.CURVES_JSON).read_text())]
     except (ValueError, AttributeError) as e:
-        raise ReportError(f"{run_dir / CURVES}: not a list of epoch rows ({e})") from e
+        raise ReportError(f"{run_dir / layout.CURVES_JSON}: not a list of epoch rows ({e})") from e
     return Run(fold, target, run_dir, metrics, curves)
 
 
@@ -206,7 +202,7 @@ def write_run_plots(run: Run, validation: Sequence[str], n_videos: int, out: Pat
         plot_curves(out / "png" / f"curves-{run.name}.png", run.curves,
                     title=f"fold {run.fold}, {run.target}")
     for video in sorted(validation)[:n_videos]:
-        path = run.dir / PREDICTIONS / f"{video}.csv"
+        path = run.dir / layout.PREDICTIONS / f"{video}.csv"
         if not path.is_file():
             raise ReportError(f"{path}: validation predictions missing (re-run the train stage)")
         pred, true = read_predictions(path, run.target)
@@ -224,7 +220,7 @@ def predict_test(runs: Sequence[Run], test_ids: Sequence[str], targets: Sequence
     counts: dict[str, int] = dict.fromkeys(targets, 0)
     opened: dict[tuple[str, ...], list] = {}  # videos checked once per set of modalities
     for run in runs:
-        model, ckpt = load_checkpoint(run.dir / CHECKPOINT)
+        model, ckpt = load_checkpoint(run.dir / layout.CHECKPOINT)
         modalities = tuple(model.modalities)
         if modalities not in opened:
             opened[modalities] = open_videos(test_ids, list(modalities), list(targets), data_root,
@@ -267,7 +263,7 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
     tmp.mkdir()
     try:
         metrics = summarize(runs, folds, targets)
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / layout.METRICS, metrics)
         for run in runs:
             write_run_plots(run, split["folds"][run.fold]["validation"], plot_videos, tmp)
         test_ids = sorted(split.get("test", []))

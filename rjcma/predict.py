@@ -27,12 +27,12 @@ from tqdm import tqdm
 
 from fusion.checkpoint import load_checkpoint
 from fusion.evaluate import predict_video
+from pipeline.core import layout
 from pipeline.core.assets import AssetError
 from pipeline.core.atomic import atomic_path, write_text
 from pipeline.core.frames import frame_features
 from pipeline.core.params import Params, params_from_dict
 
-CHECKPOINT_NAME = "checkpoint.pt"
 FEATURE_SECTIONS = ("audio", "visual", "asr", "punctuation", "text")
 
 log = logging.getLogger("rjcma.predict")
@@ -60,9 +60,9 @@ def find_checkpoints(model_dir: str | Path) -> list[Path]:
         return [model_dir]
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory (a results/train/<run> dir)")
-    found = sorted(model_dir.rglob(CHECKPOINT_NAME))
+    found = sorted(model_dir.rglob(layout.CHECKPOINT))
     if not found:
-        raise FileNotFoundError(f"{model_dir}: no {CHECKPOINT_NAME} found below it "
+        raise FileNotFoundError(f"{model_dir}: no {layout.CHECKPOINT} found below it "
                                 "(train first: `dvc repro` or `python -m stages.train`)")
     return found
 

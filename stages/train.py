@@ -107,10 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = result.val_metrics
         info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
                 "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}
-        save_checkpoint(tmp / "checkpoint.pt", result.model, targets=targets, params=params, info=info)
-        plot_curves(tmp / "curves.png", result.history, title=title)
-        write_predictions(tmp / "predictions", val_videos, result.val_preds, targets)
-        write_json(tmp / "metrics.json", _finite({
+        save_checkpoint(tmp / layout.CHECKPOINT, result.model, targets=targets, params=params, info=info)
+        plot_curves(tmp / layout.CURVES_PNG, result.history, title=title)
+        write_predictions(tmp / layout.PREDICTIONS, val_videos, result.val_preds, targets)
+        write_json(tmp / layout.METRICS, _finite({
             "fold": args.fold, "target": args.target, "targets": list(targets),
             "val_ccc": m["ccc_mean"], "ccc": m["ccc"], "per_video": m["per_video"],
             "labelled_frames": m["labelled_frames"], "frames": m["frames"],

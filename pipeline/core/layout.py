@@ -11,6 +11,14 @@ DATA = Path("data")
 RESULTS = Path("results")
 MODALITIES = ("audio", "visual", "text")
 
+# the files of a run folder (train_dir) written by stages.train, read by the report and predict
+CHECKPOINT = "checkpoint.pt"  # state dicts + resolved config and dims (fusion.checkpoint)
+METRICS = "metrics.json"  # validation CCC of the best epoch (also the report folder's metrics)
+CURVES_CSV = "curves.csv"  # one row per epoch (fusion.curves)
+CURVES_JSON = "curves.json"
+CURVES_PNG = "curves.png"
+PREDICTIONS = "predictions"  # folder: <video>.csv per validation video
+
 
 def manifest_dir(root: Path = DATA) -> Path:
     """``data/manifest``: videos.json, shards/<shard>.json, labels.h5, folds.json."""
@@ -53,7 +61,7 @@ def feature_path(modality: str, shard: int, video_id: str, root: Path = DATA) ->
 
 
 def train_dir(fold: int, target: str, root: Path = RESULTS) -> Path:
-    """``results/train/<fold>-<target>``: checkpoint, curves, predictions, metrics."""
+    """``results/train/<fold>-<target>``: CHECKPOINT, CURVES_*, PREDICTIONS/, METRICS."""
     return root / "train" / f"{fold}-{target}"
 
 
