@@ -42,7 +42,7 @@ from fusion.data import open_videos
 from fusion.evaluate import predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
-from pipeline.core.atomic import atomic_path, write_json, write_text
+from pipeline.core.atomic import atomic_path, json_safe, write_json, write_text
 
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
 TRACE_SIZE = (8.0, 2.8)  # inches
@@ -124,23 +124,18 @@ def read_run(fold: int, target: str, results: Path = layout.RESULTS) -> Run:
     return Run(fold, target, run_dir, metrics, curves)
 
 
-def _finite(x: float) -> float | None:
-    """JSON has no NaN: an undefined CCC is written as null."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def summarize(runs: Sequence[Run], folds: Sequence[int], targets: Sequence[str]) -> dict:
     """The report's metrics: CCC per fold and target, mean and std over folds, mean over targets."""
     by = {(r.fold, r.target): r for r in runs}
     out: dict = {"ccc": {}, "ccc_std": {}, "folds": {}, "best_epoch": {}}
     for t in targets:
         values = np.array([by[f, t].ccc for f in folds], dtype=np.float64)
-        out["ccc"][t] = _finite(float(values.mean()))
-        out["ccc_std"][t] = _finite(float(values.std()))
+        out["ccc"][t] = json_safe(float(values.mean()))
+        out["ccc_std"][t] = json_safe(float(values.std()))
     means = [out["ccc"][t] for t in targets]
     out["ccc"]["mean"] = None if None in means else float(np.mean(means))
     for f in folds:
-        out["folds"][str(f)] = {t: _finite(by[f, t].ccc) for t in targets}
+        out["folds"][str(f)] = {t: json_safe(by[f, t].ccc) for t in targets}
     for r in runs:
         if "best_epoch" in r.metrics:
             out["best_epoch"][r.name] = r.metrics["best_epoch"]

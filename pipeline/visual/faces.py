@@ -30,11 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.core.layout import crop_path
 from pipeline.core.params import FACE_SOURCES, VisualParams
 
 log = logging.getLogger(__name__)
 
-CROP_NAME = "{:05d}.jpg"  # cropped_aligned/<id>/00001.jpg = video frame 0
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 DETECT_SCALE_FACTOR = 1.1  # Haar image-pyramid step
 DETECT_MIN_NEIGHBORS = 5  # Haar: overlapping hits needed to accept a face
@@ -57,11 +57,6 @@ def resolve_source(face_source: str, crops_dir: str | Path | None) -> str:
     if face_source == "crops" and not crops_dir:
         raise ValueError("visual.face_source = crops but the video has no cropped_aligned directory")
     return face_source
-
-
-def crop_path(crops_dir: str | Path, frame: int) -> Path:
-    """The crop image of 0-based video frame ``frame``."""
-    return Path(crops_dir) / CROP_NAME.format(frame + 1)
 
 
 def resize_face(img: np.ndarray, size: int) -> np.ndarray:

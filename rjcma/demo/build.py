@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.core.layout import crop_path
 from rjcma.demo.encode import encode, tool_versions, write_annotation, write_wav
 from rjcma.demo.faces import crop, draw_person, poses
 from rjcma.demo.plan import DemoConfig, VideoPlan, plan_videos
@@ -44,7 +45,7 @@ def make_video(plan: VideoPlan, cfg: DemoConfig, out: Path, tmp: Path) -> dict:
             d.mkdir(parents=True, exist_ok=True)
             ok, buf = cv2.imencode(".jpg", crop(canvas, pose, cfg.crop_size),
                                    [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
-            (d / f"{i + 1:05d}.jpg").write_bytes(buf.tobytes())
+            crop_path(d, i).write_bytes(buf.tobytes())  # 00001.jpg = frame 0
     wav = tmp / f"{plan.source}.wav"
     write_wav(wav, np.sum(tracks, axis=0), SPEECH_RATE)
     (out / "videos").mkdir(parents=True, exist_ok=True)
