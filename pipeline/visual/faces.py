@@ -302,11 +302,12 @@ def _detect_items(video: Path, n_frames: int, params: VisualParams,
 
 
 def iter_faces(video_path: str | Path | None, n_frames: int, params: VisualParams,
-               crops_dir: str | Path | None = None,
+               crops_dir: str | Path | None = None, source: str | None = None,
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Faces of a video's ``n_frames`` frames in batches of ``params.batch_size``:
-    ``([b, S, S, 3] uint8 RGB, [b] bool present)``, S = ``params.face_size``."""
-    source = resolve_source(params.face_source, crops_dir)
+    ``([b, S, S, 3] uint8 RGB, [b] bool present)``, S = ``params.face_size``. ``source``: the
+    concrete source (crops | frames | detect) when already settled, else resolved here."""
+    source = source or resolve_source(params.face_source, crops_dir)
     size = params.face_size
     if source == "crops":
         if not Path(crops_dir).is_dir():  # type: ignore[arg-type]
