@@ -1,7 +1,10 @@
 """The one typed loader of ``params.yaml``.
 
 Every number a user may change lives in ``params.yaml`` or in a dataclass default below; code reads
-it through :func:`load_params` and nowhere else. Each top-level section of the YAML maps onto one
+it through :func:`load_params` and nowhere else. The defaults are the paper's method and recipe on
+the built-in components and the demo data; conf/dataset/affwild2.yaml changes the data and
+pretrained-model keys, conf/dataset/demo.yaml (= params.yaml) the demo's recipe
+(tests/test_defaults.py lists both). Each top-level section of the YAML maps onto one
 frozen dataclass; unknown keys are an error that names the section and the key (a typo in
 ``params.yaml`` must never be silently ignored).
 
@@ -200,15 +203,15 @@ class FusionParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """The optimisation recipe (the paper's defaults)."""
+    """The optimisation recipe (the defaults are the paper's; the demo preset overrides some)."""
 
     targets: tuple[str, ...] = ("valence", "arousal")
     joint: bool = False  # False: one model per target (the paper); True: one 2-output model
-    folds: tuple[int, ...] = (0,)  # the folds that dvc.yaml's train matrix runs
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # the folds that dvc.yaml's train matrix runs (data.folds)
     batch_size: int = 12
     lr: float = 1e-5
     weight_decay: float = 1e-3
-    warmup_epochs: int = 1  # linear warm-up of the lr over this many epochs
+    warmup_epochs: int = 5  # linear warm-up of the lr over this many epochs
     epochs: int = 100
     plateau_patience: int = 5
     plateau_factor: float = 0.1
