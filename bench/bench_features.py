@@ -32,7 +32,7 @@ from torchvggish import vggish_input  # noqa: E402
 
 from pipeline.audio.features import AudioExtractor, audio_features_for, patches  # noqa: E402
 from pipeline.audio.vggish import build_vggish  # noqa: E402
-from pipeline.core.cache import write_cache  # noqa: E402
+from pipeline.core.cache import CacheKey, write_cache  # noqa: E402
 from pipeline.core.media import extract_wav, read_wav  # noqa: E402
 from pipeline.core.params import AudioParams, VisualParams  # noqa: E402
 from pipeline.visual.features import VisualBackbone, ir50_embed, load_backbone, visual_features_for  # noqa: E402
@@ -59,9 +59,8 @@ def stored_bytes(path: Path, name: str) -> int:
 
 
 def write(path: Path, modality: str, arrays: dict, attrs: dict, fps: float, n: int) -> Path:
-    return write_cache(path, arrays, modality=modality, video_id=path.stem, fps=fps, n_frames=n,
-                       extractor="bench", settings={}, versions={}, source_hash="bench",
-                       attrs=attrs)
+    key = CacheKey(modality, path.stem, fps, n, "bench", {}, {}, "bench")
+    return write_cache(path, arrays, key, attrs=attrs)
 
 
 def main() -> None:

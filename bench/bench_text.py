@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.core.params import TextParams  # noqa: E402
 from pipeline.text.bert import BertEncoder, encode_words, load_bert  # noqa: E402
-from pipeline.text.features import write_text_features  # noqa: E402
+from pipeline.text.features import text_cache_key, write_text_features  # noqa: E402
 from pipeline.text.transcripts import Transcript, Word  # noqa: E402
 
 KO_SPEECH = ROOT / "tests" / "fixtures" / "ko_speech.wav"
@@ -88,8 +88,8 @@ def bench_cache(encoder: BertEncoder, text: TextParams) -> dict:
     vocab_words = synthetic_words(encoder.tokenizer, len(starts), seed=1)
     words = tuple(Word(w, float(s), float(s) + WORD_SECONDS) for w, s in zip(vocab_words, starts))
     with tempfile.TemporaryDirectory() as d:
-        path = write_text_features(Path(d) / "v.h5", Transcript("v", words, "bench"), encoder, text,
-                                   fps=FPS, n_frames=n_frames, source_hash="bench")
+        key = text_cache_key("v", FPS, n_frames, text, encoder, "bench")
+        path = write_text_features(Path(d) / "v.h5", Transcript("v", words, "bench"), encoder, text, key)
         size = path.stat().st_size
     return {"bytes_per_frame": size / n_frames, "ratio": OFFICIAL_BYTES_PER_FRAME * n_frames / size,
             "words": len(words), "frames": n_frames}

@@ -11,18 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.core.atomic import atomic_path, write_text
+from pipeline.core import layout
+from pipeline.core.atomic import atomic_path, json_safe, write_text
 
 PLOT_SIZE = (8.0, 3.2)  # inches
 PLOT_DPI = 100
-
-
-def _clean(v):
-    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def write_curves(out_dir: str | Path, rows: Sequence[dict]) -> None:
@@ -35,9 +31,9 @@ def write_curves(out_dir: str | Path, rows: Sequence[dict]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
-    write_text(out_dir / "curves.csv", buf.getvalue())
-    write_text(out_dir / "curves.json",
-               json.dumps([{k: _clean(v) for k, v in r.items()} for r in rows], indent=2) + "\n")
+    write_text(out_dir / layout.CURVES_CSV, buf.getvalue())
+    write_text(out_dir / layout.CURVES_JSON,
+               json.dumps(json_safe(list(rows)), indent=2) + "\n")
 
 
 def plot_curves(path: str | Path, rows: Sequence[dict], title: str = "") -> None:

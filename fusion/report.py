@@ -45,16 +45,11 @@ from fusion.data import open_videos
 from fusion.evaluate import model_inputs, predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
-from pipeline.core.atomic import atomic_path, write_json, write_text
+from pipeline.core.atomic import atomic_path, json_safe, write_json, write_text
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.json"
-CURVES = "curves.json"
-PREDICTIONS = "predictions"
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
 SUBMISSION = "submission.csv"
 SUBMISSION_HEADER = "image_location"
-FRAME_NAME = "{:05d}.jpg"  # cropped_aligned naming: frame i (0-based) is {i+1:05d}.jpg
 TRACE_SIZE = (8.0, 2.8)  # inches
 PLOT_DPI = 100
 FLOAT_FORMAT = "{:.6f}"
@@ -117,26 +112,21 @@ def read_run(fold: int, target: str, results: Path = layout.RESULTS) -> Run:
     """The run ``<fold>-<target>``; :class:`ReportError` naming the file when something is missing."""
     run_dir = layout.train_dir(fold, target, results)
     hint = f"run `python -m stages.train --fold {fold} --target {target}` (or `dvc repro`)"
-    for name in (METRICS, CURVES, CHECKPOINT):
+    for name in (layout.METRICS, layout.CURVES_JSON, layout.CHECKPOINT):
         if not (run_dir / name).is_file():
             raise ReportError(f"{run_dir / name}: missing; {hint}")
     try:
-        metrics = json.loads((run_dir / METRICS).read_text())
+        metrics = json.loads((run_dir / layout.METRICS).read_text())
         for t in run_outputs(target, metrics):
             metrics["ccc"][t]
     except (ValueError, KeyError, TypeError) as e:
-        raise ReportError(f"{run_dir / METRICS}: no validation CCC for {target!r} ({e})") from e
+        raise ReportError(f"{run_dir / layout.METRICS}: no validation CCC for {target!r} ({e})") from e
     try:
         curves = [{k: math.nan if v is None else v for k, v in row.items()}
-                  for row in json.loads((run_dir / CURVES).read_text())]
+                  for row in json.loads((run_dir / layout.CURVES_JSON).read_text())]
     except (ValueError, AttributeError) as e:
-        raise ReportError(f"{run_dir / CURVES}: not a list of epoch rows ({e})") from e
+        raise ReportError(f"{run_dir / layout.CURVES_JSON}: not a list of epoch rows ({e})") from e
     return Run(fold, target, run_dir, metrics, curves)
-
-
-def _finite(x: float) -> float | None:
-    """JSON has no NaN: an undefined CCC is written as null."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 def summarize(runs: Sequence[Run], folds: Sequence[int], targets: Sequence[str]) -> dict:
@@ -145,12 +135,12 @@ def summarize(runs: Sequence[Run], folds: Sequence[int], targets: Sequence[str])
     out: dict = {"ccc": {}, "ccc_std": {}, "folds": {}, "best_epoch": {}}
     for t in targets:
         values = np.array([by[f, t].ccc for f in folds], dtype=np.float64)
-        out["ccc"][t] = _finite(float(values.mean()))
-        out["ccc_std"][t] = _finite(float(values.std()))
+        out["ccc"][t] = json_safe(float(values.mean()))
+        out["ccc_std"][t] = json_safe(float(values.std()))
     means = [out["ccc"][t] for t in targets]
     out["ccc"]["mean"] = None if None in means else float(np.mean(means))
     for f in folds:
-        out["folds"][str(f)] = {t: _finite(by[f, t].ccc) for t in targets}
+        out["folds"][str(f)] = {t: json_safe(by[f, t].ccc) for t in targets}
     for r in runs:
         if "best_epoch" in r.metrics:
             out["best_epoch"][r.name] = r.metrics["best_epoch"]
@@ -212,7 +202,7 @@ def write_run_plots(run: Run, validation: Sequence[str], n_videos: int, out: Pat
         plot_curves(out / "png" / f"curves-{run.name}.png", run.curves,
                     title=f"fold {run.fold}, {run.target}")
     for video in sorted(validation)[:n_videos]:
-        path = run.dir / PREDICTIONS / f"{video}.csv"
+        path = run.dir / layout.PREDICTIONS / f"{video}.csv"
         if not path.is_file():
             raise ReportError(f"{path}: validation predictions missing (re-run the train stage)")
         pred, true = read_predictions(path, run.target)
@@ -230,7 +220,7 @@ def predict_test(runs: Sequence[Run], test_ids: Sequence[str], targets: Sequence
     counts: dict[str, int] = dict.fromkeys(targets, 0)
     opened: dict[tuple, list] = {}  # videos checked once per set of modalities and input kinds
     for run in runs:
-        model, ckpt = load_checkpoint(run.dir / CHECKPOINT)
+        model, ckpt = load_checkpoint(run.dir / layout.CHECKPOINT)
         kinds = model_inputs(model)  # embeddings, or faces / log-mel for a fine-tuned model
         key = tuple(sorted(kinds.items()))
         if key not in opened:
@@ -288,7 +278,7 @@ def submission_csv(preds: dict[str, dict[str, np.ndarray]],
         p = preds[trial]
         i = min(frame, len(p["valence"])) - 1
         values = ",".join(FLOAT_FORMAT.format(float(np.clip(p[t][i], -1.0, 1.0))) for t in CHALLENGE_TARGETS)
-        lines.append(f"{trial}/{FRAME_NAME.format(frame)},{values}")
+        lines.append(f"{trial}/{layout.CROP_NAME.format(frame)},{values}")  # 1-based
     return "\n".join(lines) + "\n"
 
 
@@ -315,7 +305,7 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
     tmp.mkdir()
     try:
         metrics = summarize(runs, folds, targets)
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / layout.METRICS, metrics)
         for run in runs:
             write_run_plots(run, split["folds"][run.fold]["validation"], plot_videos, tmp)
         test_ids = sorted(split.get("test", []))

@@ -73,14 +73,20 @@ def run_targets(train: TrainParams, target: str) -> tuple[str, ...]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cpu`` / ``cuda`` as asked (cuda must exist)."""
+    """``auto``: CUDA when available, else CPU; otherwise any torch device string (``cpu``,
+    ``cuda``, ``cuda:1``, ``mps``, ...), checked to exist where torch can tell."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device = cuda but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"train.device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"train.device = {name}: not a torch device ({e})") from e
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"train.device = {name}: this machine has {torch.cuda.device_count()} "
+                           "CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"train.device = {name}: MPS is not available on this machine")
+    return device
 
 
 @contextlib.contextmanager

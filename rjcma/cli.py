@@ -27,10 +27,11 @@ def transcript_for(video: str, given: str | None) -> Path | None:
     given_path = Path(given)
     if not given_path.is_dir():
         return given_path
-    for ext in (".json", ".csv"):
-        candidate = given_path / f"{Path(video).stem}{ext}"
-        if candidate.is_file():
-            return candidate
+    from pipeline.core.layout import find_transcript
+
+    found = find_transcript(given_path, Path(video).stem)
+    if found is not None:
+        return found
     log.warning("%s: no %s.json or .csv in %s; using ASR", video, Path(video).stem, given_path)
     return None
 

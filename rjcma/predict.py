@@ -32,12 +32,13 @@ from tqdm import tqdm
 from fusion.checkpoint import load_checkpoint
 from fusion.data import ArrayVideo, MemoryCache
 from fusion.evaluate import model_inputs, predict_video
+from pipeline.core import layout
 from pipeline.core.assets import AssetError
 from pipeline.core.atomic import atomic_path, write_text
 from pipeline.core.frames import frame_features
 from pipeline.core.params import Params, params_from_dict
 
-CHECKPOINT_NAME = "checkpoint.pt"
+IN_PROCESS = "predict"  # source hash of predict's temporary caches (never checked for currency)
 FEATURE_SECTIONS = ("audio", "visual", "asr", "punctuation", "text")
 
 log = logging.getLogger("rjcma.predict")
@@ -65,9 +66,9 @@ def find_checkpoints(model_dir: str | Path) -> list[Path]:
         return [model_dir]
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory (a results/train/<run> dir)")
-    found = sorted(model_dir.rglob(CHECKPOINT_NAME))
+    found = sorted(model_dir.rglob(layout.CHECKPOINT))
     if not found:
-        raise FileNotFoundError(f"{model_dir}: no {CHECKPOINT_NAME} found below it "
+        raise FileNotFoundError(f"{model_dir}: no {layout.CHECKPOINT} found below it "
                                 "(train first: `dvc repro` or `python -m stages.train`)")
     return found
 
@@ -147,10 +148,11 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
     of ``faces`` + ``face_present`` / ``logmel``), which the fine-tuned model reads as in training.
     """
     models = models or FeatureModels(params)
-    from pipeline.audio.features import audio_features_for
+    from pipeline.audio.features import audio_cache_key, audio_features_for
     from pipeline.core.cache import write_cache
     from pipeline.core.media import extract_wav, probe
-    from pipeline.visual.features import visual_features_for
+    from pipeline.visual.faces import resolve_source
+    from pipeline.visual.features import visual_cache_key, visual_features_for
 
     video = Path(video)
     info = probe(video)  # MediaError naming the file when unreadable
@@ -158,7 +160,6 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
     notes: list[str] = []
     feats: dict[str, np.ndarray] = {}
     present = np.zeros(info.n_frames, bool)
-    meta = dict(video_id=vid, fps=info.fps, n_frames=info.n_frames, versions={}, source_hash="")
     steps = tqdm(total=len(modalities), desc=f"features {vid}", unit="modality", disable=None)
     with tempfile.TemporaryDirectory(prefix="rjcma-predict-") as tmpdir:
         tmp = Path(tmpdir)
@@ -169,31 +170,34 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
             notes.append("audio: no audio track (silent-audio features, no words)")
             log.warning("%s: no audio track; audio features of silence, no words", video)
         if "audio" in modalities:
-            arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio,
-                                               models.audio())
+            extractor = models.audio()
+            arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio, extractor)
             if "audio" in models.backbones:
                 feats["audio"] = MemoryCache({"logmel": arrays["logmel"]},
                                              {**attrs, "modality": "audio", "fps": info.fps,
                                               "n_frames": info.n_frames})
             else:
-                p = write_cache(tmp / "audio.h5", arrays, modality="audio", extractor="predict",
-                                settings={}, attrs=attrs, **meta)
+                key = audio_cache_key(vid, info.fps, info.n_frames, extractor, IN_PROCESS)
+                p = write_cache(tmp / "audio.h5", arrays, key, attrs=attrs)
                 feats["audio"] = frame_features(p)
             steps.update()
         if "visual" in modalities:
             vparams = params.visual
             if crops_dir is None and vparams.face_source == "crops":
                 vparams = replace(vparams, face_source="detect")
-            arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir=crops_dir,
-                                                backbone=models.visual())
+            source = resolve_source(vparams.face_source, crops_dir)  # settled once for this video
+            backbone = models.visual()
+            arrays, attrs = visual_features_for(video, info.n_frames, vparams, crops_dir, backbone,
+                                                source)
             present = arrays["face_present"]
             if "visual" in models.backbones:
                 feats["visual"] = MemoryCache({k: arrays[k] for k in ("faces", "face_present")},
                                               {"modality": "visual", "fps": info.fps,
                                                "n_frames": info.n_frames})
             else:
-                p = write_cache(tmp / "visual.h5", arrays, modality="visual", extractor="predict",
-                                settings={}, attrs=attrs, **meta)
+                key = visual_cache_key(vid, info.fps, info.n_frames, vparams, source, backbone,
+                                       IN_PROCESS)
+                p = write_cache(tmp / "visual.h5", arrays, key, attrs=attrs)
                 feats["visual"] = frame_features(p)
             if not present.any():
                 notes.append("visual: no face found in any frame (black faces)")

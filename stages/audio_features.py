@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline.audio.features import audio_features_for, load_extractor
+from pipeline.audio.features import audio_cache_key, audio_features_for, load_extractor
 from pipeline.core import layout
 from pipeline.core.cache import is_current, write_cache
 from pipeline.core.manifest import VideoEntry, file_hash
@@ -33,13 +33,11 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
             wav = None  # no audio track: defined features of silence
         # the wav's own bytes: a re-extracted wav (new extractor, changed video) is never stale
         source = file_hash(wav) if wav is not None else f"{entry.content_hash}:no-audio"
-        meta = dict(modality="audio", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
-                    extractor=extractor.name, settings=extractor.settings,
-                    versions=extractor.versions, source_hash=source)
-        if is_current(out, **meta):
+        key = audio_cache_key(entry.id, entry.fps, entry.n_frames, extractor, source)
+        if is_current(out, key):
             return "skipped"
         arrays, attrs = audio_features_for(wav, entry.fps, entry.n_frames, params.audio, extractor)
-        write_cache(out, arrays, attrs=attrs, **meta)
+        write_cache(out, arrays, key, attrs=attrs)
         return "done"
 
     return process

@@ -23,15 +23,12 @@ log = logging.getLogger("rjcma.text_features")
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
-    from pipeline.text.bert import load_bert, versions
-    from pipeline.text.features import EXTRACTOR, GAPS, text_settings, write_text_features
+    from pipeline.text.bert import load_bert
+    from pipeline.text.features import text_cache_key, write_text_features
     from pipeline.text.transcripts import read_transcript
 
     text = params.text
-    if text.gap not in GAPS:
-        raise ValueError(f"text.gap = {text.gap!r}; expected one of {GAPS}")
     encoder = load_bert(text.bert)  # once per shard; a clear error when it is not available
-    settings, vers = text_settings(text, encoder), versions()
 
     def process(entry: VideoEntry) -> str:
         src = layout.transcript_path(shard, entry.id, data)
@@ -39,16 +36,13 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
         if not src.is_file():
             raise FileNotFoundError(f"{src}: transcript missing; run "
                                     f"`python -m stages.punctuate --shard {shard}` first")
-        source_hash = file_hash(src)
-        if is_current(out, modality="text", video_id=entry.id, fps=entry.fps,
-                      n_frames=entry.n_frames, extractor=EXTRACTOR, settings=settings,
-                      versions=vers, source_hash=source_hash):
+        key = text_cache_key(entry.id, entry.fps, entry.n_frames, text, encoder, file_hash(src))
+        if is_current(out, key):
             return "skipped"
         transcript = read_transcript(src)
         if not transcript.words:
             log.info("%s: no words; text features are zeros", entry.id)
-        write_text_features(out, transcript, encoder, text, fps=entry.fps, n_frames=entry.n_frames,
-                            source_hash=source_hash)
+        write_text_features(out, transcript, encoder, text, key)
         return "done"
 
     return process

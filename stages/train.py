@@ -17,9 +17,7 @@ so an interrupted run never leaves a partial result.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import shutil
 import sys
 import tempfile
@@ -34,34 +32,12 @@ from fusion.data import open_videos
 from fusion.evaluate import write_predictions
 from fusion.train import JOINT_TARGET, run_targets, train_model
 from pipeline.core import layout
-from pipeline.core.atomic import write_json
+from pipeline.core.atomic import json_safe, write_json
 from pipeline.core.params import load_params
 from pipeline.core.stage import setup_logging, stage_parser
+from pipeline.dataset.folds import fold_split
 
 log = logging.getLogger("rjcma.stages.train")
-
-
-def read_fold(data_root: Path, fold: int) -> tuple[list[str], list[str]]:
-    """(train ids, validation ids) of ``fold`` from ``folds.json``; clear errors naming the file."""
-    path = layout.folds_file(data_root)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: folds file missing; run `python -m stages.manifest` first")
-    folds = json.loads(path.read_text()).get("folds", [])
-    if not 0 <= fold < len(folds):
-        raise ValueError(f"{path}: fold {fold} requested but the file has {len(folds)} fold(s)")
-    split = folds[fold]
-    if not split.get("train") or not split.get("validation"):
-        raise ValueError(f"{path}: fold {fold} needs non-empty 'train' and 'validation' lists")
-    return list(split["train"]), list(split["validation"])
-
-
-def _finite(obj):
-    """``obj`` with NaN floats as None (strict JSON; a CCC is undefined for a constant label)."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    return obj
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -89,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params)
         data = Path(args.data)
         targets = run_targets(params.train, args.target)
-        train_ids, val_ids = read_fold(data, args.fold)
+        train_ids, val_ids = fold_split(layout.folds_file(data), args.fold)
         modalities = list(params.fusion.modalities)
         kinds = input_kinds(params)  # fine-tuning: faces / log-mel; else embeddings
         train_videos = open_videos(train_ids, modalities, targets, data, desc="open train", inputs=kinds)
@@ -109,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = result.val_metrics
         info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
                 "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}
-        save_checkpoint(tmp / "checkpoint.pt", result.model, targets=targets, params=params, info=info)
-        plot_curves(tmp / "curves.png", result.history, title=title)
-        write_predictions(tmp / "predictions", val_videos, result.val_preds, targets)
-        write_json(tmp / "metrics.json", _finite({
+        save_checkpoint(tmp / layout.CHECKPOINT, result.model, targets=targets, params=params, info=info)
+        plot_curves(tmp / layout.CURVES_PNG, result.history, title=title)
+        write_predictions(tmp / layout.PREDICTIONS, val_videos, result.val_preds, targets)
+        write_json(tmp / layout.METRICS, json_safe({
             "fold": args.fold, "target": args.target, "targets": list(targets),
             "val_ccc": m["ccc_mean"], "ccc": m["ccc"], "per_video": m["per_video"],
             "labelled_frames": m["labelled_frames"], "frames": m["frames"],

@@ -30,8 +30,6 @@ from pipeline.text.transcripts import (
 
 log = logging.getLogger("rjcma.transcribe")
 
-ENGINES = ("vosk", "transcripts")
-
 
 def asr_settings(asr: AsrParams, model_name: str = "") -> dict:
     """What shapes the transcript of one engine (recorded in the output's key)."""
@@ -45,8 +43,6 @@ def asr_settings(asr: AsrParams, model_name: str = "") -> dict:
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
     asr = params.asr
-    if asr.engine not in ENGINES:
-        raise ValueError(f"asr.engine = {asr.engine!r}; expected one of {ENGINES}")
     if asr.engine == "vosk":
         from pipeline.core.media import read_wav
         from pipeline.text.asr import load_vosk, transcribe, vosk_version

@@ -16,28 +16,24 @@ from pipeline.core import layout
 from pipeline.core.cache import is_current, write_cache
 from pipeline.core.manifest import VideoEntry
 from pipeline.core.params import Params
-from pipeline.visual.faces import FACE_SOURCES, resolve_source
-from pipeline.visual.features import cache_settings, load_backbone, source_hash, visual_features_for
+from pipeline.visual.faces import resolve_source
+from pipeline.visual.features import load_backbone, visual_cache_key, visual_features_for
 
 
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
-    if params.visual.face_source not in FACE_SOURCES:
-        raise ValueError(f"visual.face_source must be one of {FACE_SOURCES}, "
-                         f"got {params.visual.face_source!r}")
     backbone = load_backbone(params.visual)  # loads IR-50 once (clear error if unavailable)
 
     def process(entry: VideoEntry) -> str:
         out = layout.feature_path("visual", shard, entry.id, data)
         crops = entry.crops_dir or None
-        settings = cache_settings(params.visual, resolve_source(params.visual.face_source, crops))
-        meta = dict(modality="visual", video_id=entry.id, fps=entry.fps, n_frames=entry.n_frames,
-                    extractor=backbone.name, settings=settings, versions=backbone.versions,
-                    source_hash=source_hash(entry.content_hash, params.visual, crops))
-        if is_current(out, **meta):
+        source = resolve_source(params.visual.face_source, crops)  # settled once for this video
+        key = visual_cache_key(entry.id, entry.fps, entry.n_frames, params.visual, source, backbone,
+                               entry.content_hash, crops)
+        if is_current(out, key):
             return "skipped"
         arrays, attrs = visual_features_for(entry.source, entry.n_frames, params.visual, crops,
-                                            backbone)
-        write_cache(out, arrays, attrs=attrs, **meta)
+                                            backbone, source)
+        write_cache(out, arrays, key, attrs=attrs)
         return "done"
 
     return process

@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.audio.patches import N_MELS, PATCH_ROWS
 from pipeline.core import layout
 from pipeline.core.atomic import write_json
-from pipeline.core.cache import write_cache
+from pipeline.core.cache import CacheKey, write_cache
 from pipeline.core.manifest import VideoEntry, shard_of, write_shards
 from pipeline.core.params import VisualParams
 from pipeline.dataset.labels import write_labels
@@ -159,9 +159,8 @@ def write_video_caches(video: SyntheticVideo, video_id: str, shard: int, data_ro
         arrays["audio"]["logmel"] = extra["logmel"]
         attrs["audio"].update(rows_per_second=LOGMEL_RATE, patch_rows=PATCH_ROWS)
     for m in modalities:
-        write_cache(layout.feature_path(m, shard, video_id, data_root), arrays[m], modality=m,
-                    video_id=video_id, fps=FPS, n_frames=n, extractor=EXTRACTOR, settings={},
-                    versions={}, source_hash=video_id, attrs=attrs[m])
+        key = CacheKey(m, video_id, FPS, n, EXTRACTOR, {}, {}, video_id)
+        write_cache(layout.feature_path(m, shard, video_id, data_root), arrays[m], key, attrs=attrs[m])
 
 
 def write_dataset(data_root, partitions: Mapping[str, int], n_frames: int | Sequence[int],

@@ -12,7 +12,7 @@ from fusion import data as fdata
 from fusion.data import ArrayVideo, DataError, FileCache, Normalizer, WindowDataset, make_loader, open_videos
 from pipeline.audio.patches import SILENCE, patches, read_patches
 from pipeline.core import layout
-from pipeline.core.cache import write_cache
+from pipeline.core.cache import CacheKey, write_cache
 from pipeline.core.frames import frame_features
 from pipeline.core.manifest import read_manifest
 from pipeline.dataset.labels import read_labels
@@ -63,8 +63,7 @@ def test_feature_rows_differing_from_labels_name_the_file(dataset, tmp_path):
     backup = path.read_bytes()
     try:
         write_cache(path, {"embedding": np.zeros((entry.n_frames + 4, 6), np.float32)},
-                    modality="visual", video_id=entry.id, fps=30.0, n_frames=entry.n_frames + 4,
-                    extractor="x", settings={}, versions={}, source_hash="x")
+                    CacheKey("visual", entry.id, 30.0, entry.n_frames + 4, "x", {}, {}, "x"))
         with pytest.raises(DataError, match=str(path.name)):
             open_videos([entry.id], ("visual",), ("valence",), root)
         with pytest.raises(DataError, match="disagree"):

@@ -189,7 +189,7 @@ def test_crops_the_visual_stage_cannot_read_are_warned(tmp_path, rename):
     assert warning.level == "warning" and warning.message.startswith("no face crops named like 00001.jpg")
     assert rename.format(n=1) in warning.message
     assert check_crops(str(write_crops(tmp_path / "good", 3)), 3, tolerance=2) == []
-    assert dataset.CROP_NAME == faces.CROP_NAME  # the check and the visual stage agree on names
+    assert dataset.CROP_NAME is layout.CROP_NAME and faces.crop_path is layout.crop_path  # one naming
 
 def test_empty_root_and_missing_root(tmp_path):
     (tmp_path / "empty").mkdir()

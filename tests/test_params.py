@@ -51,6 +51,16 @@ def test_bad_files_name_the_file(tmp_path):
     ({"fusion": {"variant": "papr"}}, ["fusion.variant", "papr"]),
     ({"fusion": {"modalities": ["vision"]}}, ["fusion.modalities", "vision"]),
     ({"fusion": {"window": 0}}, ["fusion.window"]),
+    ({"visual": {"face_source": "mtcnn"}}, ["visual.face_source", "mtcnn"]),
+    ({"visual": {"backbone": "resnet"}}, ["visual.backbone", "resnet"]),
+    ({"visual": {"crop_size": 64}}, ["visual.crop_size", "visual.face_size"]),
+    ({"visual": {"detect_every": 0}}, ["visual.detect_every", ">= 1"]),
+    ({"visual": {"detect_smooth": 0.0}}, ["visual.detect_smooth"]),
+    ({"visual": {"detect_hold": -1}}, ["visual.detect_hold"]),
+    ({"audio": {"batch_size": 0}}, ["audio.batch_size"]),
+    ({"asr": {"engine": "whisper"}}, ["asr.engine", "whisper"]),
+    ({"text": {"gap": "fill"}}, ["text.gap", "fill"]),
+    ({"train": {"device": "gpu 0"}}, ["train.device", "torch device"]),
 ])
 def test_out_of_range_values_name_the_key(raw, words):
     with pytest.raises(ParamsError) as e:
@@ -64,3 +74,24 @@ def test_exponent_without_dot_is_a_number(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("train:\n  lr: 1e-3\n")  # YAML 1.1 reads this as a string
     assert load_params(p).train.lr == 1e-3
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps", "xpu:0"])
+def test_any_torch_device_string_is_accepted(device):
+    assert params_from_dict({"train": {"device": device}}).train.device == device
+
+
+def test_the_trainer_honours_the_device_string():
+    import torch
+
+    from fusion.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    n = torch.cuda.device_count()
+    if n:
+        assert resolve_device(f"cuda:{n - 1}") == torch.device(f"cuda:{n - 1}")
+    with pytest.raises(RuntimeError, match=rf"train.device = cuda:{n}: .*{n} CUDA device"):
+        resolve_device(f"cuda:{n}")  # one past the last GPU (every GPU when there is none)
+    with pytest.raises(ValueError, match="train.device = warp: not a torch device"):
+        resolve_device("warp")

@@ -32,6 +32,7 @@ import torchvggish
 from torchvggish import mel_features, vggish_params
 
 from pipeline.audio.patches import N_MELS, PATCH_ROWS, SILENCE, patch, patch_starts, patches  # noqa: F401
+from pipeline.core.cache import CacheKey
 from pipeline.core.params import AudioParams, to_dict
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,13 @@ class AudioExtractor:
     name: str = "logmel"
     settings: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+
+
+def audio_cache_key(video_id: str, fps: float, n_frames: int, extractor: AudioExtractor,
+                    source_hash: str) -> CacheKey:
+    """The key of one video's audio cache (``source_hash``: the wav's bytes, or a no-audio tag)."""
+    return CacheKey("audio", video_id, fps, n_frames, extractor.name, extractor.settings,
+                    extractor.versions, source_hash)
 
 
 def load_extractor(params: AudioParams) -> AudioExtractor:

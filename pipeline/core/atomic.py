@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -38,6 +41,20 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` for strict JSON: NaN floats (an undefined CCC) become None (null), numpy scalars
+    Python numbers; dicts, lists and tuples converted item by item."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -5,7 +5,8 @@ Layout (docs/caches.md has the full schema): datasets chunked along time and com
 - ``schema`` (int), ``modality`` (audio | visual | text), ``video_id``, ``fps``, ``n_frames``,
 - ``extractor`` (name), ``settings`` (JSON of the params that shaped the content),
 - ``versions`` (JSON of library versions), ``source_hash`` (content hash of the input),
-- ``cache_key``: a hash of everything above; a rerun skips a file whose key matches.
+- ``cache_key``: a hash of everything above (:class:`CacheKey`); a rerun skips a file whose key
+  matches.
 
 Writes are atomic (temp + rename) and deterministic: identical inputs give byte-identical files
 (h5py stores no timestamps), which DVC needs to deduplicate shared caches.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,34 @@ def cache_key(meta: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that determines one cache file's content: built once per video by the feature
+    code (``audio_cache_key``, ``visual_cache_key``, ``text_cache_key``) and used both to write the
+    file and to check whether an existing one is current."""
+
+    modality: str  # audio | visual | text
+    video_id: str
+    fps: float
+    n_frames: int
+    extractor: str  # name of the extractor / backbone
+    settings: Mapping[str, Any]  # the params that shaped the content
+    versions: Mapping[str, Any]  # library and feature-code versions
+    source_hash: str  # content hash of the input (video, wav, crops, transcript)
+
+    def meta(self) -> dict[str, Any]:
+        """The metadata attrs a cache file records, in the order they are written."""
+        return {"schema": SCHEMA_VERSION, "modality": self.modality, "video_id": self.video_id,
+                "fps": float(self.fps), "n_frames": int(self.n_frames), "extractor": self.extractor,
+                "settings": dict(self.settings), "versions": dict(self.versions),
+                "source_hash": self.source_hash}
+
+    @property
+    def digest(self) -> str:
+        """The ``cache_key`` attr: a hash of :meth:`meta`."""
+        return cache_key(self.meta())
+
+
 def _chunks(arr: np.ndarray) -> tuple[int, ...] | None:
     if arr.ndim == 0 or arr.shape[0] == 0:
         return None
@@ -48,20 +78,16 @@ def _chunks(arr: np.ndarray) -> tuple[int, ...] | None:
     return (n,) + arr.shape[1:]
 
 
-def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], *, modality: str,
-                video_id: str, fps: float, n_frames: int, extractor: str,
-                settings: Mapping[str, Any], versions: Mapping[str, Any],
-                source_hash: str, attrs: Mapping[str, Any] | None = None) -> Path:
-    """Atomically write one video's cache file with its datasets and metadata attrs.
+def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], key: CacheKey,
+                attrs: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write one video's cache file with its datasets and the metadata attrs of ``key``.
 
     ``arrays`` maps dataset name → array (string arrays are stored as UTF-8 variable length).
     ``attrs``: extra descriptive attrs derived from the content (e.g. audio ``frame_dataset``);
     they are not part of ``cache_key``. Returns the final path.
     """
     path = Path(path)
-    meta = {"schema": SCHEMA_VERSION, "modality": modality, "video_id": video_id,
-            "fps": float(fps), "n_frames": int(n_frames), "extractor": extractor,
-            "settings": dict(settings), "versions": dict(versions), "source_hash": source_hash}
+    meta = key.meta()
     with atomic_path(path, suffix=".h5.tmp") as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             for name in sorted(arrays):
@@ -84,7 +110,7 @@ def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], *, modality:
                 if k in meta or k == "cache_key":
                     raise ValueError(f"extra attr {k!r} would overwrite a metadata attr")
                 f.attrs[k] = attrs[k]
-            f.attrs["cache_key"] = cache_key(meta)
+            f.attrs["cache_key"] = key.digest
     return path
 
 
@@ -108,18 +134,13 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def is_current(path: str | Path, *, modality: str, video_id: str, fps: float, n_frames: int,
-               extractor: str, settings: Mapping[str, Any], versions: Mapping[str, Any],
-               source_hash: str) -> bool:
-    """True when ``path`` is a complete cache written for exactly these inputs and settings."""
+def is_current(path: str | Path, key: CacheKey) -> bool:
+    """True when ``path`` is a complete cache written for exactly ``key``."""
     path = Path(path)
     if not path.is_file():
         return False
-    meta = {"schema": SCHEMA_VERSION, "modality": modality, "video_id": video_id,
-            "fps": float(fps), "n_frames": int(n_frames), "extractor": extractor,
-            "settings": dict(settings), "versions": dict(versions), "source_hash": source_hash}
     try:
-        return read_attrs(path).get("cache_key") == cache_key(meta)
+        return read_attrs(path).get("cache_key") == key.digest
     except CacheError:
         return False
 

@@ -11,6 +11,34 @@ DATA = Path("data")
 RESULTS = Path("results")
 MODALITIES = ("audio", "visual", "text")
 
+# dataset files read by more than one room (dataset scanning, faces, transcripts, predict)
+CROP_NAME = "{:05d}.jpg"  # cropped_aligned/<id>/00001.jpg = video frame 0 (Aff-Wild2's 1-based numbers)
+TRANSCRIPT_EXTENSIONS = (".json", ".csv")  # a user's word-level transcript <name>.json | <name>.csv
+
+# the files of a run folder (train_dir) written by stages.train, read by the report and predict
+CHECKPOINT = "checkpoint.pt"  # state dicts + resolved config and dims (fusion.checkpoint)
+METRICS = "metrics.json"  # validation CCC of the best epoch (also the report folder's metrics)
+CURVES_CSV = "curves.csv"  # one row per epoch (fusion.curves)
+CURVES_JSON = "curves.json"
+CURVES_PNG = "curves.png"
+PREDICTIONS = "predictions"  # folder: <video>.csv per validation video
+
+
+def crop_path(crops_dir: str | Path, frame: int) -> Path:
+    """The crop image of 0-based video frame ``frame`` in a ``cropped_aligned/<id>`` folder."""
+    return Path(crops_dir) / CROP_NAME.format(frame + 1)
+
+
+def transcript_candidates(folder: str | Path, *names: str) -> list[Path]:
+    """``<folder>/<name>.json|csv`` for each non-empty, distinct name, in the order they are tried."""
+    return [Path(folder) / f"{name}{ext}" for name in dict.fromkeys(n for n in names if n)
+            for ext in TRANSCRIPT_EXTENSIONS]
+
+
+def find_transcript(folder: str | Path, *names: str) -> Path | None:
+    """The first existing transcript :func:`transcript_candidates` lists, or None."""
+    return next((p for p in transcript_candidates(folder, *names) if p.is_file()), None)
+
 
 def manifest_dir(root: Path = DATA) -> Path:
     """``data/manifest``: videos.json, shards/<shard>.json, labels.h5, folds.json."""
@@ -53,7 +81,7 @@ def feature_path(modality: str, shard: int, video_id: str, root: Path = DATA) ->
 
 
 def train_dir(fold: int, target: str, root: Path = RESULTS) -> Path:
-    """``results/train/<fold>-<target>``: checkpoint, curves, predictions, metrics."""
+    """``results/train/<fold>-<target>``: CHECKPOINT, CURVES_*, PREDICTIONS/, METRICS."""
     return root / "train" / f"{fold}-{target}"
 
 

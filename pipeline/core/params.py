@@ -1,7 +1,10 @@
 """The one typed loader of ``params.yaml``.
 
 Every number a user may change lives in ``params.yaml`` or in a dataclass default below; code reads
-it through :func:`load_params` and nowhere else. Each top-level section of the YAML maps onto one
+it through :func:`load_params` and nowhere else. The defaults are the paper's method and recipe on
+the built-in components and the demo data; conf/dataset/affwild2.yaml changes the data and
+pretrained-model keys, conf/dataset/demo.yaml (= params.yaml) the demo's recipe
+(tests/test_defaults.py lists both). Each top-level section of the YAML maps onto one
 frozen dataclass; unknown keys are an error that names the section and the key (a typo in
 ``params.yaml`` must never be silently ignored).
 
@@ -12,6 +15,7 @@ in its ``params:`` so that changing, e.g., ``fusion.recursions`` re-runs only tr
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +25,16 @@ from typing import Any
 import yaml
 
 DEFAULT_PARAMS = "params.yaml"
+
+# the allowed values of the choice params (modules that branch on them import these)
+LAYOUTS = ("auto", "affwild2", "folder")  # data.layout
+COUNT_FRAMES = ("auto", "header", "decode")  # data.count_frames
+FOLD_SCHEMES = ("source-safe", "official")  # data.fold_scheme
+ASR_ENGINES = ("vosk", "transcripts")  # asr.engine
+TEXT_GAPS = ("zeros", "hold")  # text.gap
+FACE_SOURCES = ("auto", "crops", "frames", "detect")  # visual.face_source
+BACKBONES = ("pixels", "ir50")  # visual.backbone
+DEVICE = re.compile(r"auto|[a-z][a-z_]*(:\d+)?")  # train.device: auto or a torch device string
 
 
 class ParamsError(ValueError):
@@ -46,9 +60,8 @@ class DataParams:
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
 
     def __post_init__(self) -> None:
-        for key, allowed in (("layout", ("auto", "affwild2", "folder")),
-                             ("count_frames", ("auto", "header", "decode")),
-                             ("fold_scheme", ("source-safe", "official"))):
+        for key, allowed in (("layout", LAYOUTS), ("count_frames", COUNT_FRAMES),
+                             ("fold_scheme", FOLD_SCHEMES)):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
         if self.folds < 1 or self.label_tolerance < 0:
@@ -71,6 +84,11 @@ class AudioParams:
     batch_size: int = 64  # VGGish patches per forward pass
     vggish_relu: bool = True  # torchvggish's final ReLU on the embedding (the authors drop it: false)
 
+    def __post_init__(self) -> None:
+        if self.sample_rate < 1 or self.batch_size < 1:
+            raise ParamsError(f"audio.sample_rate and audio.batch_size must be >= 1, got "
+                              f"{self.sample_rate} and {self.batch_size}")
+
 
 @dataclass(frozen=True)
 class VisualParams:
@@ -90,6 +108,23 @@ class VisualParams:
     detect_hold: int = 15  # frames the last box is held when the detector misses the face
     detect_every: int = 10  # full-frame detection every N frames; in between, around the face only
 
+    def __post_init__(self) -> None:
+        for key, allowed in (("face_source", FACE_SOURCES), ("backbone", BACKBONES)):
+            if getattr(self, key) not in allowed:
+                raise ParamsError(f"visual.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+        for key in ("face_size", "crop_size", "pixels_size", "batch_size", "detect_width", "detect_every"):
+            if getattr(self, key) < 1:
+                raise ParamsError(f"visual.{key} must be >= 1, got {getattr(self, key)}")
+        if self.crop_size > self.face_size:
+            raise ParamsError(f"visual.crop_size {self.crop_size} is larger than visual.face_size "
+                              f"{self.face_size}")
+        if not 0 < self.detect_min_face <= 1 or self.detect_margin < 0 or not 0 < self.detect_smooth <= 1:
+            raise ParamsError("visual.detect_min_face and visual.detect_smooth must be in (0, 1] and "
+                              f"visual.detect_margin >= 0, got {self.detect_min_face}, "
+                              f"{self.detect_smooth} and {self.detect_margin}")
+        if self.detect_hold < 0:
+            raise ParamsError(f"visual.detect_hold must be >= 0, got {self.detect_hold}")
+
 
 @dataclass(frozen=True)
 class AsrParams:
@@ -101,8 +136,8 @@ class AsrParams:
     transcripts_dir: str = "transcripts"  # under data.root, for engine = transcripts
 
     def __post_init__(self) -> None:
-        if self.engine not in ("vosk", "transcripts"):
-            raise ParamsError(f"asr.engine: {self.engine!r} is not one of ['vosk', 'transcripts']")
+        if self.engine not in ASR_ENGINES:
+            raise ParamsError(f"asr.engine: {self.engine!r} is not one of {list(ASR_ENGINES)}")
         if self.chunk_seconds <= 0:
             raise ParamsError(f"asr.chunk_seconds must be > 0, got {self.chunk_seconds}")
 
@@ -130,8 +165,8 @@ class TextParams:
     gap: str = "zeros"  # frames between words: zeros (the paper) | hold (the last word's feature)
 
     def __post_init__(self) -> None:
-        if self.gap not in ("zeros", "hold"):
-            raise ParamsError(f"text.gap: {self.gap!r} is not one of ['zeros', 'hold']")
+        if self.gap not in TEXT_GAPS:
+            raise ParamsError(f"text.gap: {self.gap!r} is not one of {list(TEXT_GAPS)}")
         if self.layers < 1 or self.max_tokens < 3 or self.batch_size < 1:
             raise ParamsError(f"text.layers >= 1, text.max_tokens >= 3 and text.batch_size >= 1 needed, "
                               f"got {self.layers}, {self.max_tokens}, {self.batch_size}")
@@ -175,22 +210,22 @@ class FusionParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """The optimisation recipe (the paper's defaults)."""
+    """The optimisation recipe (the defaults are the paper's; the demo preset overrides some)."""
 
     targets: tuple[str, ...] = ("valence", "arousal")
     joint: bool = False  # False: one model per target (the paper); True: one 2-output model
-    folds: tuple[int, ...] = (0,)  # the folds that dvc.yaml's train matrix runs
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # the folds that dvc.yaml's train matrix runs (data.folds)
     batch_size: int = 12
     lr: float = 1e-5
     weight_decay: float = 1e-3
-    warmup_epochs: int = 1  # linear warm-up of the lr over this many epochs
+    warmup_epochs: int = 5  # linear warm-up of the lr over this many epochs
     epochs: int = 100
     plateau_patience: int = 5
     plateau_factor: float = 0.1
     min_lr: float = 1e-8
     early_stop: int = 10  # epochs without validation improvement before stopping (0 = never)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto (CUDA when available, else CPU) | a torch device: cpu, cuda, cuda:1, mps
     amp: bool = True  # mixed precision on CUDA
     num_workers: int = 0
     threads: int = 0  # torch CPU threads (0 = torch's default; 1 is fastest for small models)
@@ -220,8 +255,9 @@ class TrainParams:
             raise ParamsError("train.lr > 0, train.min_lr >= 0, train.weight_decay >= 0 and "
                               f"0 < train.plateau_factor < 1 needed, got {self.lr}, {self.min_lr}, "
                               f"{self.weight_decay}, {self.plateau_factor}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ParamsError(f"train.device: {self.device!r}; expected auto, cpu or cuda[:N]")
+        if not DEVICE.fullmatch(self.device):
+            raise ParamsError(f"train.device: {self.device!r}; expected auto or a torch device string "
+                              "(cpu, cuda, cuda:1, mps, ...)")
 
 
 @dataclass(frozen=True)

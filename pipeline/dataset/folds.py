@@ -135,3 +135,14 @@ def read_folds(path: str | Path) -> Folds:
     if not path.exists():
         raise FileNotFoundError(f"{path}: folds file missing; run `python -m stages.manifest` first")
     return json.loads(path.read_text())
+
+
+def fold_split(path: str | Path, fold: int) -> tuple[list[str], list[str]]:
+    """``(train ids, validation ids)`` of ``fold`` in ``folds.json``; clear errors naming the file."""
+    folds = read_folds(path).get("folds", [])
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"{path}: fold {fold} requested but the file has {len(folds)} fold(s)")
+    split = folds[fold]
+    if not split.get("train") or not split.get("validation"):
+        raise ValueError(f"{path}: fold {fold} needs non-empty 'train' and 'validation' lists")
+    return list(split["train"]), list(split["validation"])

@@ -33,21 +33,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.core.layout import CROP_NAME, find_transcript
 from pipeline.core.manifest import VideoEntry, crops_fingerprint, file_hash, shard_of
 from pipeline.core.media import MediaError, VideoInfo, probe
-from pipeline.core.params import DataParams
+from pipeline.core.params import LAYOUTS, DataParams
 from pipeline.dataset.labels import LabelError, Labels, fit_length, parse_annotation
 
 VIDEO_EXTENSIONS = (".mp4", ".avi")
-TRANSCRIPT_EXTENSIONS = (".json", ".csv")
 PERSON_SUFFIXES = ("_left", "_right")
 CROPS_DIR = "cropped_aligned"
 ANNOTATIONS_DIR = "annotations"
 IGNORED_ANNOTATION_PREFIXES = ("au_", "expr_")  # Aff-Wild2's other challenges' annotations
 PARTITION_WORDS = (("train", "train"), ("valid", "validation"), ("test", "test"))  # dir name → partition
-LAYOUTS = ("auto", "affwild2", "folder")
 CROP_NAME_RE = re.compile(r"^(\d+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)  # any numbered image
-CROP_NAME = "{:05d}.jpg"  # the crop names pipeline.visual.faces reads (00001.jpg = frame 0)
 
 log = logging.getLogger("rjcma.dataset")
 
@@ -192,12 +190,8 @@ def find_annotations(root: Path) -> tuple[dict[str, tuple[Path, str]], list[Prob
 
 
 def _transcript(root: Path, transcripts_dir: str, *ids: str) -> str:
-    for vid in ids:
-        for ext in TRANSCRIPT_EXTENSIONS:
-            p = root / transcripts_dir / f"{vid}{ext}"
-            if p.is_file():
-                return _posix(p)
-    return ""
+    path = find_transcript(root / transcripts_dir, *ids)
+    return _posix(path) if path is not None else ""
 
 
 def plan(root: str | Path, layout: str = "auto",

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.cache import write_cache
-from pipeline.core.params import Params, TextParams
+from pipeline.core.cache import CacheKey, write_cache
+from pipeline.core.params import TEXT_GAPS, Params, TextParams
 from pipeline.text.bert import BertEncoder, encode_words, load_bert
 from pipeline.text.bert import versions as bert_versions
 from pipeline.text.transcripts import Transcript, Word, read_user_transcript
@@ -39,7 +39,7 @@ from pipeline.text.transcripts import Transcript, Word, read_user_transcript
 log = logging.getLogger(__name__)
 
 EXTRACTOR = "bert-words v1"  # bump when the cache content for the same settings would change
-GAPS = ("zeros", "hold")
+GAPS = TEXT_GAPS
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -90,14 +90,18 @@ def text_arrays(words: Sequence[Word], encoder: BertEncoder, text: TextParams, f
     }
 
 
+def text_cache_key(video_id: str, fps: float, n_frames: int, text: TextParams, encoder: BertEncoder,
+                   source_hash: str) -> CacheKey:
+    """The key of one video's text cache (``source_hash``: the transcript's content hash)."""
+    return CacheKey("text", video_id, fps, n_frames, EXTRACTOR, text_settings(text, encoder),
+                    bert_versions(), source_hash)
+
+
 def write_text_features(path: str | Path, transcript: Transcript, encoder: BertEncoder,
-                        text: TextParams, *, fps: float, n_frames: int, source_hash: str) -> Path:
-    """Encode ``transcript`` and atomically write its text cache to ``path``."""
-    arrays = text_arrays(transcript.words, encoder, text, fps, n_frames)
-    return write_cache(path, arrays, modality="text", video_id=transcript.video_id, fps=fps,
-                       n_frames=n_frames, extractor=EXTRACTOR,
-                       settings=text_settings(text, encoder), versions=bert_versions(),
-                       source_hash=source_hash, attrs={"dim": encoder.dim,
+                        text: TextParams, key: CacheKey) -> Path:
+    """Encode ``transcript`` and atomically write its text cache (``key``) to ``path``."""
+    arrays = text_arrays(transcript.words, encoder, text, key.fps, key.n_frames)
+    return write_cache(path, arrays, key, attrs={"dim": encoder.dim,
                                                        "transcript_source": transcript.source})
 
 
@@ -163,5 +167,6 @@ class TextChain:
         t = self.transcript(video_id, wav, transcript_file)
         if not t.words:
             log.warning("%s: no words (silence or music?); text features are zeros", video_id)
-        return write_text_features(path, t, self._get("bert"), self.params.text, fps=fps,
-                                   n_frames=n_frames, source_hash=transcript_hash(t))
+        bert = self._get("bert")
+        key = text_cache_key(video_id, fps, n_frames, self.params.text, bert, transcript_hash(t))
+        return write_text_features(path, t, bert, self.params.text, key)

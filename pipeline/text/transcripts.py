@@ -35,11 +35,12 @@ from typing import Any
 
 from pipeline.core.atomic import write_json
 from pipeline.core.cache import cache_key
+from pipeline.core.layout import TRANSCRIPT_EXTENSIONS, find_transcript, transcript_candidates
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("word", "start", "end")  # required per word; "conf" is optional (default 1.0)
-EXTENSIONS = (".json", ".csv")
+EXTENSIONS = TRANSCRIPT_EXTENSIONS
 
 
 class TranscriptError(ValueError):
@@ -221,12 +222,9 @@ def find_user_transcript(video_id: str, source_id: str, transcript_file: str,
             raise TranscriptError(f"{path}: transcript listed in the manifest is missing")
         return path
     folder = Path(data_root) / transcripts_dir
-    tried = []
-    for vid in dict.fromkeys(v for v in (video_id, source_id) if v):
-        for ext in EXTENSIONS:
-            path = folder / f"{vid}{ext}"
-            if path.is_file():
-                return path
-            tried.append(path.name)
+    path = find_transcript(folder, video_id, source_id)
+    if path is not None:
+        return path
+    tried = [p.name for p in transcript_candidates(folder, video_id, source_id)]
     raise TranscriptError(f"{folder}: no transcript for video {video_id!r} (tried {', '.join(tried)}); "
                           f"provide one (JSON or CSV of word,start,end) or set asr.engine: vosk")

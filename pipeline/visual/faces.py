@@ -30,12 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.core.params import VisualParams
+from pipeline.core.layout import crop_path
+from pipeline.core.params import FACE_SOURCES, VisualParams
 
 log = logging.getLogger(__name__)
 
-FACE_SOURCES = ("auto", "crops", "frames", "detect")
-CROP_NAME = "{:05d}.jpg"  # cropped_aligned/<id>/00001.jpg = video frame 0
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 DETECT_SCALE_FACTOR = 1.1  # Haar image-pyramid step
 DETECT_MIN_NEIGHBORS = 5  # Haar: overlapping hits needed to accept a face
@@ -58,11 +57,6 @@ def resolve_source(face_source: str, crops_dir: str | Path | None) -> str:
     if face_source == "crops" and not crops_dir:
         raise ValueError("visual.face_source = crops but the video has no cropped_aligned directory")
     return face_source
-
-
-def crop_path(crops_dir: str | Path, frame: int) -> Path:
-    """The crop image of 0-based video frame ``frame``."""
-    return Path(crops_dir) / CROP_NAME.format(frame + 1)
 
 
 def resize_face(img: np.ndarray, size: int) -> np.ndarray:
@@ -282,8 +276,6 @@ def crop_box(frame_bgr: np.ndarray, box: np.ndarray, margin: float, size: int) -
 
 def _detect_items(video: Path, n_frames: int, params: VisualParams,
                   ) -> Iterator[tuple[np.ndarray, bool]]:
-    if params.detect_every < 1:
-        raise ValueError(f"visual.detect_every must be >= 1, got {params.detect_every}")
     cascade = load_cascade()
     tracker = FaceTracker(smooth=params.detect_smooth, hold=params.detect_hold)
     size = params.face_size
@@ -310,11 +302,12 @@ def _detect_items(video: Path, n_frames: int, params: VisualParams,
 
 
 def iter_faces(video_path: str | Path | None, n_frames: int, params: VisualParams,
-               crops_dir: str | Path | None = None,
+               crops_dir: str | Path | None = None, source: str | None = None,
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Faces of a video's ``n_frames`` frames in batches of ``params.batch_size``:
-    ``([b, S, S, 3] uint8 RGB, [b] bool present)``, S = ``params.face_size``."""
-    source = resolve_source(params.face_source, crops_dir)
+    ``([b, S, S, 3] uint8 RGB, [b] bool present)``, S = ``params.face_size``. ``source``: the
+    concrete source (crops | frames | detect) when already settled, else resolved here."""
+    source = source or resolve_source(params.face_source, crops_dir)
     size = params.face_size
     if source == "crops":
         if not Path(crops_dir).is_dir():  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.core.cache import CacheKey
 from pipeline.core.manifest import crops_fingerprint
 from pipeline.core.params import VisualParams, to_dict
 from pipeline.visual.faces import iter_faces, resolve_source
@@ -32,7 +33,6 @@ from pipeline.visual.ir50 import NORM_MEAN, NORM_STD
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
-BACKBONES = ("pixels", "ir50")
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> gray (ITU-R 601)
 PIXELS_STD_FLOOR = 1e-3  # pixels backbone: std floor (gray in [0, 1]) for flat images
 
@@ -90,17 +90,15 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
         return VisualBackbone(
             "pixels", params.pixels_size ** 2,
             lambda f, p: pixels_embed(f, p, params.crop_size, params.pixels_size), versions)
-    if params.backbone == "ir50":
-        import torch
+    import torch  # backbone = ir50 (VisualParams allows pixels | ir50)
 
-        from pipeline.core.assets import sha256_file
-        from pipeline.visual.ir50 import IR50Config, load_ir50
+    from pipeline.core.assets import sha256_file
+    from pipeline.visual.ir50 import IR50Config, load_ir50
 
-        model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
-        versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
-        return VisualBackbone("ir50", model.cfg.embedding_dim,
-                              lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
-    raise ValueError(f"visual.backbone must be one of {BACKBONES}, got {params.backbone!r}")
+    model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
+    versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
+    return VisualBackbone("ir50", model.cfg.embedding_dim,
+                          lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
 
 
 def cache_settings(params: VisualParams, source: str) -> dict:
@@ -117,29 +115,44 @@ def cache_settings(params: VisualParams, source: str) -> dict:
     return settings
 
 
-def source_hash(content_hash: str, params: VisualParams, crops_dir: str | Path | None) -> str:
+def source_hash(content_hash: str, source: str, crops_dir: str | Path | None) -> str:
     """The video's content hash, plus the crops' fingerprint when faces come from crops."""
-    if resolve_source(params.face_source, crops_dir) == "crops" and Path(crops_dir).is_dir():
+    if source == "crops" and Path(crops_dir).is_dir():  # type: ignore[arg-type]
         return f"{content_hash}+crops:{crops_fingerprint(crops_dir)}"  # type: ignore[arg-type]
     return content_hash
 
 
+def visual_cache_key(video_id: str, fps: float, n_frames: int, params: VisualParams, source: str,
+                     backbone: VisualBackbone, content_hash: str,
+                     crops_dir: str | Path | None = None) -> CacheKey:
+    """The key of one video's visual cache whose faces come from the concrete ``source``
+    (:func:`pipeline.visual.faces.resolve_source`, settled once per video)."""
+    return CacheKey("visual", video_id, fps, n_frames, backbone.name, cache_settings(params, source),
+                    backbone.versions, source_hash(content_hash, source, crops_dir))
+
+
 def visual_features_for(video_path: str | Path | None, n_frames: int, params: VisualParams,
                         crops_dir: str | Path | None = None,
-                        backbone: VisualBackbone | None = None) -> tuple[dict, dict]:
+                        backbone: VisualBackbone | None = None,
+                        source: str | None = None) -> tuple[dict, dict]:
     """Visual cache content of one video, streamed in batches of ``params.batch_size`` frames.
+
+    ``source``: the concrete face source (crops | frames | detect) when the caller has settled it
+    (the stage does, once per video, for the cache key too); else resolved here from
+    ``params.face_source``.
 
     Returns ``(arrays, attrs)``: arrays ``faces`` ``[n_frames, S, S, 3]`` uint8, ``face_present``
     ``[n_frames]`` bool, ``embedding`` ``[n_frames, D]`` float32; attrs ``face_source`` (the
     concrete source used), ``backbone``, ``dim``, ``faces_found``.
     """
     backbone = backbone or load_backbone(params)
+    source = source or resolve_source(params.face_source, crops_dir)
     s = params.face_size
     faces = np.zeros((n_frames, s, s, 3), np.uint8)
     present = np.zeros(n_frames, bool)
     emb = np.zeros((n_frames, backbone.dim), np.float32)
     i = 0
-    for f, p in iter_faces(video_path, n_frames, params, crops_dir):
+    for f, p in iter_faces(video_path, n_frames, params, crops_dir, source):
         faces[i:i + len(f)] = f
         present[i:i + len(f)] = p
         emb[i:i + len(f)] = backbone.embed(f, p)
@@ -148,6 +161,6 @@ def visual_features_for(video_path: str | Path | None, n_frames: int, params: Vi
     if n_frames and found == 0:
         log.warning("%s: no face in any of its %d frames; embeddings are zeros",
                     video_path or crops_dir, n_frames)
-    attrs = {"face_source": resolve_source(params.face_source, crops_dir),
+    attrs = {"face_source": source,
              "backbone": backbone.name, "dim": backbone.dim, "faces_found": found}
     return {"faces": faces, "face_present": present, "embedding": emb}, attrs
