@@ -21,10 +21,23 @@ from typing import Any
 import yaml
 
 DEFAULT_PARAMS = "params.yaml"
+PRECISIONS = ("fp32", "fp16", "bf16")  # backbone precision (pipeline/core/device.py)
 
 
 class ParamsError(ValueError):
     """A params file that cannot be used; the message names the file, section and key."""
+
+
+def check_backbone_run(section: str, device: str, precision: str, threads: int,
+                       batch_size: int) -> None:
+    """The value checks shared by the audio and visual backbone keys."""
+    if not device:
+        raise ParamsError(f"{section}.device: empty; use auto, cpu, cuda, cuda:N or a torch device")
+    if precision not in PRECISIONS:
+        raise ParamsError(f"{section}.precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if threads < 0 or batch_size < 1:
+        raise ParamsError(f"{section}.threads >= 0 and {section}.batch_size >= 1 needed, got "
+                          f"{threads} and {batch_size}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,12 @@ class AudioParams:
     vggish_weights: str = ""  # "" = no VGGish (compact log-mel features); a .pth path; or "download"
     batch_size: int = 64  # VGGish patches per forward pass
     vggish_relu: bool = True  # torchvggish's final ReLU on the embedding (the authors drop it: false)
+    device: str = "auto"  # VGGish: auto (CUDA when available) | cpu | cuda | cuda:N | any torch device
+    precision: str = "fp32"  # VGGish: fp32 | fp16 | bf16 (not fp32: recorded in the cache settings)
+    threads: int = 0  # torch CPU threads on a CPU device (0 = every core of the process's affinity)
+
+    def __post_init__(self) -> None:
+        check_backbone_run("audio", self.device, self.precision, self.threads, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,15 @@ class VisualParams:
     detect_smooth: float = 0.5  # weight of a new detection in the box's moving average (1 = none)
     detect_hold: int = 15  # frames the last box is held when the detector misses the face
     detect_every: int = 10  # full-frame detection every N frames; in between, around the face only
+    device: str = "auto"  # IR-50: auto (CUDA when available) | cpu | cuda | cuda:N | any torch device
+    precision: str = "fp32"  # IR-50: fp32 | fp16 | bf16 (not fp32: recorded in the cache settings)
+    threads: int = 0  # torch CPU threads on a CPU device (0 = every core of the process's affinity)
+    workers: int = 4  # threads reading crop images ahead of the backbone (0 = read in the main thread)
+
+    def __post_init__(self) -> None:
+        check_backbone_run("visual", self.device, self.precision, self.threads, self.batch_size)
+        if self.workers < 0:
+            raise ParamsError(f"visual.workers must be >= 0, got {self.workers}")
 
 
 @dataclass(frozen=True)
