@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -90,6 +91,7 @@ class VisualBackbone:
     dim: int
     embed: Callable[[np.ndarray, np.ndarray], np.ndarray]
     versions: dict = field(default_factory=dict)
+    model: Any = None  # the torch module (IR-50) on its device and dtype, None for pixels
 
 
 def load_backbone(params: VisualParams) -> VisualBackbone:
@@ -111,7 +113,7 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
         model, _, _ = place(model, params.device, params.precision, params.threads, "visual.device")
         versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
         return VisualBackbone("ir50", model.cfg.embedding_dim,
-                              lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
+                              lambda f, p: ir50_embed(model, f, p, params.crop_size), versions, model)
     raise ValueError(f"visual.backbone must be one of {BACKBONES}, got {params.backbone!r}")
 
 
