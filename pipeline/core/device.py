@@ -6,9 +6,9 @@ Shared by the audio (VGGish) and visual (IR-50) extractors; the ``device`` / ``p
 - ``device``: ``auto`` (CUDA when ``torch.cuda.is_available()``, else the CPU) or any torch device
   string (``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...). A CUDA device that is not there is a clear
   error, never a silent fall-back.
-- ``precision``: ``fp32`` (the default: exact, what the caches are made with), ``fp16`` or
-  ``bf16`` (weights and inputs cast to that dtype; outputs back to float32). docs/benchmarks.md
-  records the measured difference from fp32.
+- ``precision``: ``fp32`` (the default: exact, what the caches are made with; on CUDA TF32 is
+  switched off so that fp32 means fp32), ``fp16`` or ``bf16`` (weights and inputs cast to that
+  dtype; outputs back to float32). docs/benchmarks.md records the measured difference from fp32.
 - ``threads``: torch CPU threads when the device is the CPU; 0 = every core this process may use
   (its CPU affinity, which Slurm and ``taskset`` set).
 
@@ -85,9 +85,14 @@ def use_threads(device, threads: int) -> int:
 
 def place(model, device_name: str, precision: str, threads: int, param: str):
     """Move ``model`` (eval mode) to the resolved device and dtype; returns ``(model, device, dtype)``."""
+    import torch
+
     device = resolve_device(device_name, param)
     dtype = precision_dtype(precision)
     use_threads(device, threads)
+    if device.type == "cuda" and dtype == torch.float32:  # fp32 means fp32: no TF32 convolutions
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return model.to(device=device, dtype=dtype).eval(), device, dtype
 
 

@@ -46,7 +46,7 @@ class DataParams:
 
     root: str = "data/demo"  # dataset root (Aff-Wild2 layout, or a plain folder of videos)
     layout: str = "auto"  # auto | affwild2 | folder
-    shards: int = 2  # video shards for the per-shard feature stages (16 for Aff-Wild2)
+    shards: int = 2  # video shards for the per-shard feature stages (32 for Aff-Wild2: docs/scaling.md)
     # dvc.yaml's shard matrix needs a list: exactly 0 .. shards-1 (empty = derived from `shards`)
     shard_ids: tuple[int, ...] = ()
     folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split

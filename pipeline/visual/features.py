@@ -105,9 +105,8 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
         import torch
 
         from pipeline.core.assets import sha256_file
-        from pipeline.visual.ir50 import IR50Config, load_ir50
-
         from pipeline.core.device import place
+        from pipeline.visual.ir50 import IR50Config, load_ir50
 
         model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
         model, _, _ = place(model, params.device, params.precision, params.threads, "visual.device")
