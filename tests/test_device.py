@@ -95,7 +95,7 @@ def test_runtime_keys_stay_out_of_the_cache_settings_and_precision_goes_in():
     assert "precision" not in cache_settings(VisualParams(precision="bf16"), "crops")  # pixels
     a = load_extractor(AudioParams()).settings
     assert a == load_extractor(AudioParams(device="cpu", threads=1, batch_size=3)).settings
-    assert a == {"sample_rate": 16000, "vggish_weights": ""}  # what the demo's caches record
+    assert not {"batch_size", "device", "threads", "precision"} & set(a)  # the demo's caches
 
 
 def tiny_ir50() -> IR50:
