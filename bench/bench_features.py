@@ -9,7 +9,15 @@ checks that the stored log-mel is exact: patches cut from the cache equal torchv
 ``waveform_to_examples`` to 1e-5. VGGish and IR-50 run with random weights (the same compute as
 the released ones) on a subset of frames.
 
-Run: ``python bench/bench_features.py [--seconds 60 --fps 30 --size 640x360]``.
+``--backbones`` measures instead what extraction on a GPU is about: each backbone loaded as the
+stages load it (IR-50 and VGGish with random weights saved in the released file formats, BERT =
+the packaged MiniLM) on ``--device`` (auto = CUDA when available) with ``--threads`` torch
+threads, frames/s (words/s for BERT) of the in-process feature functions with the crop reader
+threads on and off, the backbone alone, GMAC per frame (``torch.utils.flop_counter``), and the
+max difference of fp16 / bf16 from fp32 on the same frames.
+
+Run: ``python bench/bench_features.py [--seconds 60 --fps 30 --size 640x360]`` or
+``python bench/bench_features.py --backbones [--threads 2 --frames 128 --device auto]``.
 """
 
 from __future__ import annotations
@@ -63,12 +71,136 @@ def write(path: Path, modality: str, arrays: dict, attrs: dict, fps: float, n: i
     return write_cache(path, arrays, key, attrs=attrs)
 
 
+def gmac(model, x) -> float:
+    """Multiply-accumulates of one forward of ``x`` (one frame), in GMAC."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    return fc.get_total_flops() / 2 / 1e9
+
+
+def low_precision(load, embed, n: int, ref: np.ndarray) -> list[tuple[str, float, float, float]]:
+    """(precision, frames/s, max |low - fp32|, max |fp32|) on the first ``n`` frames for fp16 and
+    bf16 (``load(precision)`` -> model; ``embed(model, n)`` -> [n, D] float32)."""
+    out = []
+    for precision in ("fp16", "bf16"):
+        try:
+            model = load(precision)
+            got, dt, _ = timed(lambda m=model: embed(m, n))  # noqa: B023
+        except RuntimeError as e:  # an op without a kernel for this dtype on this device
+            print(f"# {precision}: not supported here ({str(e).splitlines()[0]})")
+            continue
+        out.append((precision, n / dt, float(np.abs(got - ref[:n]).max()), float(np.abs(ref[:n]).max())))
+    return out
+
+
+def bench_backbones(threads: int, n: int, device: str, n_low: int) -> None:
+    """Frames/s per backbone as the stages run them, GMAC/frame, fp16/bf16 vs fp32 differences."""
+    from pipeline.core.device import resolve_device
+    from pipeline.text.bert import encode_words, load_bert
+    from pipeline.visual.faces import iter_faces
+    from pipeline.visual.ir50 import IR50Config
+
+    out = OUT / "backbones"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    dev = resolve_device(device)
+    gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "none (CPU run)"
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device "
+          f"{dev} (GPU: {gpu}), {threads} torch threads; {n} frames (low precision: {n_low})")
+    rows, diffs = [], []
+
+    # IR-50: random weights in the res50_ir layout, loaded like the stage (visual.ir50_weights)
+    torch.manual_seed(0)
+    weights = out / "res50_ir_random.pth"
+    torch.save(IR50(IR50Config()).state_dict(), weights)
+    crops = write_crops(out / "crops", n)
+    base = dict(backbone="ir50", ir50_weights=str(weights), face_source="crops", device=device,
+                threads=threads)
+    p = VisualParams(**base)
+    backbone = load_backbone(p)
+    visual_features_for(None, 8, p, crops, backbone)  # warm-up
+    for workers in (VisualParams().workers, 0):
+        q = VisualParams(**base, workers=workers)
+        (va, _), dt, cpu = timed(lambda q=q: visual_features_for(None, n, q, crops, backbone))  # noqa: B023
+        rows.append((f"IR-50, crops -> embedding, reader threads {workers}", n / dt, n / cpu))
+    faces = np.concatenate([f for f, _ in iter_faces(None, n, VisualParams(face_source="crops"), crops)])
+    present = np.ones(n, bool)
+    ref, dt, cpu = timed(lambda: np.concatenate([backbone.embed(faces[i:i + p.batch_size],
+                                                                present[i:i + p.batch_size])
+                                                 for i in range(0, n, p.batch_size)]))
+    rows.append(("IR-50 alone (faces in memory)", n / dt, n / cpu))
+    assert np.allclose(ref, va["embedding"], atol=1e-6)
+    ir_gmac = gmac(backbone.model, torch.zeros(1, 3, 40, 40, device=dev))
+    diffs += [("IR-50", *d) for d in low_precision(
+        lambda pr: load_backbone(VisualParams(**{**base, "device": device}, precision=pr)),
+        lambda b, k: b.embed(faces[:k], present[:k]), n_low, ref)]
+
+    # VGGish: random weights in torchvggish's released format (audio.vggish_weights)
+    torch.manual_seed(0)
+    vw = out / "vggish-random.pth"
+    torch.save(build_vggish().state_dict(), vw)
+    fps = 30.0
+    seconds = n / fps + 1
+    t = np.arange(int(16000 * seconds)) / 16000
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    from pipeline.audio.features import features_from_samples, load_extractor
+    from pipeline.audio.vggish import embed_patches
+
+    aparams = AudioParams(vggish_weights=str(vw), device=device, threads=threads)
+    ext = load_extractor(aparams)
+    features_from_samples(samples, 16000, fps, 8, ext)  # warm-up
+    (aa, _), dt, cpu = timed(lambda: features_from_samples(samples, 16000, fps, n, ext))
+    rows.append(("VGGish, wav samples -> log-mel -> embedding", n / dt, n / cpu))
+    logmel = aa["logmel"]
+    cut = lambda sl: patches(logmel, np.arange(n)[sl], fps)  # noqa: E731
+    aref, dt, cpu = timed(lambda: embed_patches(ext.model, cut, n, aparams.batch_size))
+    rows.append(("VGGish alone (patches cut from the log-mel)", n / dt, n / cpu))
+    vg_gmac = gmac(ext.model, torch.zeros(1, 1, 96, 64, device=dev))
+    diffs += [("VGGish", *d) for d in low_precision(
+        lambda pr: load_extractor(AudioParams(vggish_weights=str(vw), device=device, precision=pr)),
+        lambda e, k: embed_patches(e.model, cut, k, aparams.batch_size), n_low, aref)]
+
+    # BERT: the packaged MiniLM (text.bert = minilm), words of 12-word sentences
+    torch.set_num_threads(threads)
+    enc = load_bert("minilm")
+    vocab = [w for w in enc.tokenizer.vocab if w.isalpha() and len(w) > 2][:2000]
+    rng = np.random.default_rng(0)
+    words = [vocab[i] + ("." if j % 12 == 11 else "") for j, i in
+             enumerate(rng.integers(0, len(vocab), 1200))]
+    encode_words(enc, words[:50], 4, 512, 8)  # warm-up
+    _, dt, cpu = timed(lambda: encode_words(enc, words, 4, 512, 8))
+    bert_row = (len(words) / dt, len(words) / cpu)
+
+    print("\n| backbone (as the stage runs it) | frames/s (wall) | frames/s per CPU-second |")
+    print("|---|---:|---:|")
+    for name, wall, per_cpu in rows:
+        print(f"| {name} | {wall:,.1f} | {per_cpu:,.1f} |")
+    print(f"| BERT minilm, words -> word features (words/s) | {bert_row[0]:,.0f} | {bert_row[1]:,.0f} |")
+    print(f"\nGMAC per frame: IR-50 (40x40) {ir_gmac:.3f}, VGGish (96x64 patch) {vg_gmac:.3f}")
+    print("\n| backbone | precision | frames/s (wall) | max abs diff from fp32 | max abs fp32 value |")
+    print("|---|---|---:|---:|---:|")
+    for name, precision, fps_, diff, scale in diffs:
+        print(f"| {name} | {precision} | {fps_:,.2f} | {diff:.2e} | {scale:.2e} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--size", default="640x360", help="WxH of the video")
+    ap.add_argument("--backbones", action="store_true",
+                    help="measure the backbones (IR-50, VGGish, BERT) on --device instead")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (--backbones)")
+    ap.add_argument("--frames", type=int, default=128, help="frames per backbone (--backbones)")
+    ap.add_argument("--low-frames", type=int, default=4,
+                    help="frames for the fp16/bf16 runs (slow on CPUs without native support)")
+    ap.add_argument("--device", default="auto", help="torch device (--backbones)")
     args = ap.parse_args()
+    if args.backbones:
+        bench_backbones(args.threads, args.frames, args.device, args.low_frames)
+        return
     w, h = map(int, args.size.split("x"))
     n = int(round(args.seconds * args.fps))
     fps = args.fps

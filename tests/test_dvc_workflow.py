@@ -206,7 +206,7 @@ def test_composing_a_preset_gives_valid_params(tmp_path, preset, monkeypatch):
     else:
         assert params.fusion.window == 300 and params.fusion.stride == 200
         assert params.fusion.recursions == 3
-        assert params.data.shards == 16 and params.train.folds == (0, 1, 2, 3, 4, 5)
+        assert params.data.shards == 32 and params.train.folds == (0, 1, 2, 3, 4, 5)
         assert params.asr.engine == "vosk" and "en-us-0.22" in params.asr.model
         assert "bert-base-uncased" in params.text.bert
         assert params.visual.backbone == "ir50" and params.audio.vggish_weights

@@ -12,7 +12,9 @@ a patch that still runs past the last row repeats the last row (edge padding).
 Per-frame features (``frame_dataset`` attr names the one the trainer reads):
 
 - ``vggish`` ``[n_frames, 128]`` float32: VGGish embeddings of each frame's patch (no PCA), when
-  ``audio.vggish_weights`` is configured (see :mod:`pipeline.audio.vggish`);
+  ``audio.vggish_weights`` is configured (see :mod:`pipeline.audio.vggish`), on ``audio.device``
+  (auto: CUDA when available) at ``audio.precision`` in batches of ``audio.batch_size`` patches
+  (cut ahead in a background thread), with ``audio.threads`` torch threads on a CPU (0 = every core);
 - ``logmel_mean`` ``[n_frames, 64]`` float32 otherwise: the mean log-mel spectrum over each frame's
   0.96 s patch (computed with cumulative sums), so that a fresh machine runs end to end.
 
@@ -43,6 +45,7 @@ WINDOW_SECONDS = vggish_params.STFT_WINDOW_LENGTH_SECONDS  # 0.025
 PAD_SECONDS = 1.0  # the official pipeline edge-pads the audio by 1 s at the end
 BLOCK_ROWS = 6000  # log-mel rows computed at once (60 s): bounds memory on long videos
 SILENT_RMS = 1e-4  # audio with a lower RMS (full scale = 1) is reported as silent
+RUNTIME_KEYS = ("batch_size", "device", "threads")  # where/how fast VGGish runs, not what
 
 
 def hop_samples(sample_rate: int) -> int:
@@ -129,14 +132,19 @@ def load_extractor(params: AudioParams) -> AudioExtractor:
     versions = {"rjcma_audio": FEATURE_VERSION, "numpy": np.__version__,
                 "torchvggish": _version("torchvggish")}
     settings = to_dict(params)
-    settings.pop("batch_size", None)  # does not change the content
+    for key in RUNTIME_KEYS:  # where and how fast VGGish runs does not change the content
+        settings.pop(key)
+    if not params.vggish_weights or params.precision == "fp32":
+        del settings["precision"]  # recorded only when VGGish runs at other than fp32
     if not params.vggish_weights:
         return AudioExtractor(params, None, "logmel", settings, versions)
     import torch
 
     from pipeline.audio.vggish import load_vggish
+    from pipeline.core.device import place
 
     model, sha = load_vggish(params.vggish_weights, params.vggish_relu)
+    model, _, _ = place(model, params.device, params.precision, params.threads, "audio.device")
     versions.update(torch=torch.__version__, vggish_sha256=sha)
     return AudioExtractor(params, model, "vggish", settings, versions)
 

@@ -32,6 +32,7 @@ from torch import nn
 from torchvggish.torchvggish import VGG, VGGISH_WEIGHTS, make_layers
 
 from pipeline.core.assets import ASSETS, AssetError, missing, resolve_local, sha256_file
+from pipeline.core.device import prefetch, to_device
 
 EMBEDDING_DIM = 128
 DOWNLOAD = "download"
@@ -135,12 +136,13 @@ def embed_patches(model: VGG, get_patches: Callable[[slice], np.ndarray], n: int
     """VGGish embeddings of ``n`` log-mel patches fetched batch by batch: ``[n, 128]`` float32.
 
     get_patches(slice) returns the patches ``[b, 96, 64]`` of that slice of 0..n-1, so that the
-    ``[n, 96, 64]`` array is never held in memory.
+    ``[n, 96, 64]`` array is never held in memory; the next batches are cut in a background thread
+    while the model runs (on its own device and dtype).
     """
-    device = next(model.parameters()).device
+    w = next(model.parameters())
     out = np.zeros((n, EMBEDDING_DIM), np.float32)
-    for b0 in range(0, n, batch_size):
-        sl = slice(b0, min(n, b0 + batch_size))
-        x = torch.from_numpy(np.ascontiguousarray(get_patches(sl), np.float32))[:, None]  # [b,1,96,64]
-        out[sl] = model(x.to(device)).float().cpu().numpy()
+    slices = [slice(b0, min(n, b0 + batch_size)) for b0 in range(0, n, batch_size)]
+    batches = ((sl, np.ascontiguousarray(get_patches(sl)[:, None], np.float32)) for sl in slices)
+    for sl, x in prefetch(batches):  # x: [b, 1, 96, 64]
+        out[sl] = model(to_device(x, w.device, w.dtype)).float().cpu().numpy()
     return out

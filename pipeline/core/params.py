@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 DEFAULT_PARAMS = "params.yaml"
+PRECISIONS = ("fp32", "fp16", "bf16")  # backbone precision (pipeline/core/device.py)
 
 # the allowed values of the choice params (modules that branch on them import these)
 LAYOUTS = ("auto", "affwild2", "folder")  # data.layout
@@ -41,13 +42,25 @@ class ParamsError(ValueError):
     """A params file that cannot be used; the message names the file, section and key."""
 
 
+def check_backbone_run(section: str, device: str, precision: str, threads: int,
+                       batch_size: int) -> None:
+    """The value checks shared by the audio and visual backbone keys."""
+    if not device:
+        raise ParamsError(f"{section}.device: empty; use auto, cpu, cuda, cuda:N or a torch device")
+    if precision not in PRECISIONS:
+        raise ParamsError(f"{section}.precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if threads < 0 or batch_size < 1:
+        raise ParamsError(f"{section}.threads >= 0 and {section}.batch_size >= 1 needed, got "
+                          f"{threads} and {batch_size}")
+
+
 @dataclass(frozen=True)
 class DataParams:
     """Dataset location, layout, sharding and cross-validation folds."""
 
     root: str = "data/demo"  # dataset root (Aff-Wild2 layout, or a plain folder of videos)
     layout: str = "auto"  # auto | affwild2 | folder
-    shards: int = 2  # video shards for the per-shard feature stages (16 for Aff-Wild2)
+    shards: int = 2  # video shards for the per-shard feature stages (32 for Aff-Wild2: docs/scaling.md)
     # dvc.yaml's shard matrix needs a list: exactly 0 .. shards-1 (empty = derived from `shards`)
     shard_ids: tuple[int, ...] = ()
     folds: int = 6  # cross-validation folds; fold 0 = the official train/validation split
@@ -83,11 +96,14 @@ class AudioParams:
     vggish_weights: str = ""  # "" = no VGGish (compact log-mel features); a .pth path; or "download"
     batch_size: int = 64  # VGGish patches per forward pass
     vggish_relu: bool = True  # torchvggish's final ReLU on the embedding (the authors drop it: false)
+    device: str = "auto"  # VGGish: auto (CUDA when available) | cpu | cuda | cuda:N | any torch device
+    precision: str = "fp32"  # VGGish: fp32 | fp16 | bf16 (not fp32: recorded in the cache settings)
+    threads: int = 0  # torch CPU threads on a CPU device (0 = every core of the process's affinity)
 
     def __post_init__(self) -> None:
-        if self.sample_rate < 1 or self.batch_size < 1:
-            raise ParamsError(f"audio.sample_rate and audio.batch_size must be >= 1, got "
-                              f"{self.sample_rate} and {self.batch_size}")
+        if self.sample_rate < 1:
+            raise ParamsError(f"audio.sample_rate must be >= 1, got {self.sample_rate}")
+        check_backbone_run("audio", self.device, self.precision, self.threads, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -107,8 +123,15 @@ class VisualParams:
     detect_smooth: float = 0.5  # weight of a new detection in the box's moving average (1 = none)
     detect_hold: int = 15  # frames the last box is held when the detector misses the face
     detect_every: int = 10  # full-frame detection every N frames; in between, around the face only
+    device: str = "auto"  # IR-50: auto (CUDA when available) | cpu | cuda | cuda:N | any torch device
+    precision: str = "fp32"  # IR-50: fp32 | fp16 | bf16 (not fp32: recorded in the cache settings)
+    threads: int = 0  # torch CPU threads on a CPU device (0 = every core of the process's affinity)
+    workers: int = 4  # threads reading crop images ahead of the backbone (0 = read in the main thread)
 
     def __post_init__(self) -> None:
+        check_backbone_run("visual", self.device, self.precision, self.threads, self.batch_size)
+        if self.workers < 0:
+            raise ParamsError(f"visual.workers must be >= 0, got {self.workers}")
         for key, allowed in (("face_source", FACE_SOURCES), ("backbone", BACKBONES)):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"visual.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")

@@ -16,6 +16,10 @@ False (masked later, never dropped: dropping is what misaligns the official pipe
   misses it; the crop is square, widened by ``detect_margin``, black outside the frame.
 - ``auto``: ``crops`` when the video has a crops directory, else ``detect``.
 
+Crop images are decoded by ``visual.workers`` threads; whatever the source, the batches are
+produced ahead of the backbone (:func:`pipeline.core.device.prefetch` in
+:mod:`pipeline.visual.features`), so reading and decoding overlap with its compute.
+
 Videos are decoded once, frame by frame (memory independent of the video's length apart from the
 48x48 output).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,21 +128,43 @@ def _batches(items: Iterator[tuple[np.ndarray, bool]], n_frames: int, size: int,
         yield faces[:k].copy(), present[:k].copy()
 
 
-def _crop_items(crops_dir: Path, n_frames: int, size: int) -> Iterator[tuple[np.ndarray, bool]]:
-    missing = unreadable = 0
-    for i in range(n_frames):
-        p = crop_path(crops_dir, i)
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
-        if img is None:
-            missing += not p.is_file()
-            unreadable += p.is_file()
-            yield np.zeros((size, size, 3), np.uint8), False
-            continue
-        yield resize_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size), True
-    if unreadable:
+CROP_CHUNK = 64  # crops read per round of the reader threads (bounds what is read ahead)
+
+
+def read_crop(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+    """One crop image as ``[size, size, 3]`` RGB uint8 and ``ok``, or ``(None, missing|unreadable)``."""
+    if not path.is_file():
+        return None, "missing"
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return None, "unreadable"
+    return resize_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size), "ok"
+
+
+def _crop_items(crops_dir: Path, n_frames: int, size: int,
+                workers: int = 0) -> Iterator[tuple[np.ndarray, bool]]:
+    """Crops of frames 0..n_frames-1 in order; ``workers`` > 0 threads decode them (OpenCV
+    releases the GIL), ``CROP_CHUNK`` frames at a time."""
+    counts = {"missing": 0, "unreadable": 0}
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rjcma-crops") if workers else None
+    try:
+        for c0 in range(0, n_frames, CROP_CHUNK):
+            paths = [crop_path(crops_dir, i) for i in range(c0, min(n_frames, c0 + CROP_CHUNK))]
+            read = pool.map(read_crop, paths, [size] * len(paths)) if pool else \
+                (read_crop(q, size) for q in paths)
+            for img, status in read:
+                if img is None:
+                    counts[status] += 1
+                    yield np.zeros((size, size, 3), np.uint8), False
+                else:
+                    yield img, True
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if counts["unreadable"]:
         log.warning("%s: %d crop image(s) could not be read; those frames have no face",
-                    crops_dir, unreadable)
-    log.debug("%s: %d of %d frames have no crop", crops_dir, missing, n_frames)
+                    crops_dir, counts["unreadable"])
+    log.debug("%s: %d of %d frames have no crop", crops_dir, counts["missing"], n_frames)
 
 
 def _count_check(path: str | Path, decoded: int, n_frames: int) -> None:
@@ -312,7 +339,8 @@ def iter_faces(video_path: str | Path | None, n_frames: int, params: VisualParam
     if source == "crops":
         if not Path(crops_dir).is_dir():  # type: ignore[arg-type]
             raise FileNotFoundError(f"{crops_dir}: face crops directory not found")
-        items = _crop_items(Path(crops_dir), n_frames, size)  # type: ignore[arg-type]
+        items = _crop_items(Path(crops_dir), n_frames, size,  # type: ignore[arg-type]
+                            params.workers)
     elif video_path is None:
         raise ValueError(f"face_source {source} needs the video file")
     elif source == "frames":

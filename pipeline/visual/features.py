@@ -8,7 +8,9 @@ stored face, and a frame without a face gets an all-zero embedding:
   unit variance over its pixels) -> ``pixels_size**2``-d (256-d by default). A crude but honest
   appearance feature so that a fresh machine runs end to end.
 - ``ir50``: the paper's IR-50 (:mod:`pipeline.visual.ir50`) from ``visual.ir50_weights``; RGB crop
-  normalised with mean = std = 0.5 -> 512-d, L2-normalised.
+  normalised with mean = std = 0.5 -> 512-d, L2-normalised. It runs on ``visual.device`` (auto:
+  CUDA when available) at ``visual.precision``, batches of ``visual.batch_size`` frames, with
+  ``visual.threads`` torch threads on a CPU (0 = every core); see :mod:`pipeline.core.device`.
 
 Stored per video: ``faces`` ``[n_frames, S, S, 3]`` uint8 RGB, ``face_present`` ``[n_frames]``
 bool, ``embedding`` ``[n_frames, D]`` float32.
@@ -20,11 +22,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from pipeline.core.cache import CacheKey
+from pipeline.core.device import PREFETCH_DEPTH, prefetch
 from pipeline.core.manifest import crops_fingerprint
 from pipeline.core.params import VisualParams, to_dict
 from pipeline.visual.faces import iter_faces, resolve_source
@@ -57,8 +61,14 @@ def pixels_embed(faces: np.ndarray, present: np.ndarray, crop: int, size: int) -
 
 
 def ir50_embed(model, faces: np.ndarray, present: np.ndarray, crop: int) -> np.ndarray:
-    """IR-50: ``[B, S, S, 3]`` uint8 RGB -> ``[B, 512]`` float32 (zeros where no face)."""
+    """IR-50: ``[B, S, S, 3]`` uint8 RGB -> ``[B, 512]`` float32 (zeros where no face).
+
+    Runs on the model's device in the model's dtype (``visual.device``, ``visual.precision``);
+    the input normalisation is float32 on the CPU whatever the device (exact at fp32).
+    """
     import torch
+
+    from pipeline.core.device import to_device
 
     out = np.zeros((len(faces), model.cfg.embedding_dim), np.float32)
     idx = np.flatnonzero(present)
@@ -66,9 +76,9 @@ def ir50_embed(model, faces: np.ndarray, present: np.ndarray, crop: int) -> np.n
         return out
     x = centre_crop(faces[idx], crop).astype(np.float32) / 255.0
     x = (x - NORM_MEAN) / NORM_STD
-    device = next(model.parameters()).device
+    w = next(model.parameters())
     with torch.no_grad():
-        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # [b,3,c,c]
+        t = to_device(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w.device, w.dtype)  # [b,3,c,c]
         out[idx] = model(t).float().cpu().numpy()
     return out
 
@@ -81,6 +91,7 @@ class VisualBackbone:
     dim: int
     embed: Callable[[np.ndarray, np.ndarray], np.ndarray]
     versions: dict = field(default_factory=dict)
+    model: Any = None  # the torch module (IR-50) on its device and dtype, None for pixels
 
 
 def load_backbone(params: VisualParams) -> VisualBackbone:
@@ -93,20 +104,30 @@ def load_backbone(params: VisualParams) -> VisualBackbone:
     import torch  # backbone = ir50 (VisualParams allows pixels | ir50)
 
     from pipeline.core.assets import sha256_file
+    from pipeline.core.device import place
     from pipeline.visual.ir50 import IR50Config, load_ir50
 
     model = load_ir50(params.ir50_weights, IR50Config(input_size=params.crop_size))
+    model, _, _ = place(model, params.device, params.precision, params.threads, "visual.device")
     versions.update(torch=torch.__version__, ir50_sha256=sha256_file(params.ir50_weights))
     return VisualBackbone("ir50", model.cfg.embedding_dim,
-                          lambda f, p: ir50_embed(model, f, p, params.crop_size), versions)
+                          lambda f, p: ir50_embed(model, f, p, params.crop_size), versions, model)
+
+
+RUNTIME_KEYS = ("batch_size", "device", "threads", "workers")  # where/how fast, not what
 
 
 def cache_settings(params: VisualParams, source: str) -> dict:
     """The visual params that shape the content of a cache whose faces come from ``source``
     (crops | frames | detect), recorded in its attrs: changing the detector's settings does not
-    invalidate caches made from crops, nor ``pixels_size`` those made with IR-50."""
+    invalidate caches made from crops, nor ``pixels_size`` those made with IR-50. Where and how
+    fast the backbone runs (``RUNTIME_KEYS``) is not recorded; ``precision`` only when IR-50
+    runs at other than fp32 (so fp32 caches are the same wherever they were made)."""
     settings = to_dict(params)
-    settings.pop("batch_size")
+    for key in RUNTIME_KEYS:
+        settings.pop(key)
+    if params.backbone != "ir50" or params.precision == "fp32":
+        del settings["precision"]
     settings["face_source"] = source
     if source != "detect":
         for k in [k for k in settings if k.startswith("detect_")]:
@@ -135,7 +156,8 @@ def visual_features_for(video_path: str | Path | None, n_frames: int, params: Vi
                         crops_dir: str | Path | None = None,
                         backbone: VisualBackbone | None = None,
                         source: str | None = None) -> tuple[dict, dict]:
-    """Visual cache content of one video, streamed in batches of ``params.batch_size`` frames.
+    """Visual cache content of one video, streamed in batches of ``params.batch_size`` frames
+    (the next batches are read and decoded in a background thread while the backbone runs).
 
     ``source``: the concrete face source (crops | frames | detect) when the caller has settled it
     (the stage does, once per video, for the cache key too); else resolved here from
@@ -152,7 +174,8 @@ def visual_features_for(video_path: str | Path | None, n_frames: int, params: Vi
     present = np.zeros(n_frames, bool)
     emb = np.zeros((n_frames, backbone.dim), np.float32)
     i = 0
-    for f, p in iter_faces(video_path, n_frames, params, crops_dir, source):
+    batches = iter_faces(video_path, n_frames, params, crops_dir, source)
+    for f, p in prefetch(batches, PREFETCH_DEPTH if params.workers else 0):  # decode ahead
         faces[i:i + len(f)] = f
         present[i:i + len(f)] = p
         emb[i:i + len(f)] = backbone.embed(f, p)
