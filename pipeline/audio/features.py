@@ -137,6 +137,7 @@ def load_extractor(params: AudioParams) -> AudioExtractor:
     if not params.vggish_weights or params.precision == "fp32":
         del settings["precision"]  # recorded only when VGGish runs at other than fp32
     if not params.vggish_weights:
+        del settings["vggish_relu"]  # a VGGish option: the log-mel features do not depend on it
         return AudioExtractor(params, None, "logmel", settings, versions)
     import torch
 
