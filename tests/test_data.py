@@ -255,8 +255,8 @@ def test_file_cache_bounds_open_files(dataset, monkeypatch):
     monkeypatch.setattr(fdata, "MAX_OPEN_FILES", 2)
     with FileCache() as files:
         handles = [files.get(v.paths["audio"]) for v in videos]
-        assert len(files._files) == 2 and not handles[0].id.valid and handles[2].id.valid
-        assert files.get(videos[0].paths["audio"]).id.valid  # reopened on demand
+        assert len(files._files) == 2 and not handles[0].file.id.valid and handles[2].file.id.valid
+        assert files.get(videos[0].paths["audio"]).file.id.valid  # reopened on demand
 
 
 def test_epoch_orders_are_those_of_the_in_memory_reader(dataset):
