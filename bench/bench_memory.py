@@ -150,7 +150,7 @@ def finetune_epoch(train_ids: list[str], root: Path, args) -> tuple[dict, float]
         x = batch["features"]
         faces = x["visual"].float().div(255.0).mean((2, 3))  # [B, K, 48, 48, 3] -> [B, K, 3]
         logmel = x["audio"].mean(2)  # [B, K, 96, 64] -> [B, K, 64]
-        h = torch.cat([heads["audio"](logmel), heads["visual"](faces * x["face_present"][..., None]),
+        h = torch.cat([heads["audio"](logmel), heads["visual"](faces * batch["face_present"][..., None]),
                        heads["text"](x["text"])], -1)  # [B, K, 24]
         loss = ccc_loss(out(h), batch["target"])
         opt.zero_grad()

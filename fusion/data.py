@@ -25,7 +25,7 @@ kind                  ``features[modality]`` of one window        read from the 
 ``embedding``         ``[K, D_m]`` float32                        per-frame features
                                                                   (:mod:`pipeline.core.frames`)
 ``faces`` (visual)    ``[K, S, S, 3]`` uint8 RGB (S = 48), plus   ``faces``, ``face_present``
-                      ``features["face_present"]`` ``[K]`` bool
+                      ``face_present`` ``[K]`` bool in the item
 ``logmel`` (audio)    ``[K, 96, 64]`` float32: each frame's       ``logmel`` (10 ms rows), cut by
                       0.96 s patch exactly as extraction cuts it  :func:`pipeline.audio.patches.read_patches`
 ====================  =========================================  ====================================
@@ -41,7 +41,7 @@ Example (the fine-tuning path: raw backbone inputs for audio and visual, cached 
         batch["features"]["audio"]   # [B, K, 96, 64] float32
         batch["features"]["visual"]  # [B, K, 48, 48, 3] uint8
         batch["features"]["text"]    # [B, K, 768] float32
-        batch["features"]["face_present"]  # [B, K] bool (only with visual "faces")
+        batch["face_present"]        # [B, K] bool (only with visual "faces")
         batch["target"]              # [B, K, C] float32, NaN = unlabeled or padding
         batch["mask"]                # [B, K] bool, False on padding past a video's end
 
@@ -74,7 +74,7 @@ from pipeline.core.manifest import read_manifest
 
 STD_FLOOR = 1e-6  # a feature dimension with a smaller std (e.g. constant) is only centred
 EMBEDDING, FACES, LOGMEL = "embedding", "faces", "logmel"
-FACE_PRESENT = "face_present"  # the extra model input with visual faces: [K] bool, a face was found
+FACE_PRESENT = "face_present"  # the item's extra key with visual faces: [K] bool, a face was found
 INPUT_KINDS = {"audio": (EMBEDDING, LOGMEL), "visual": (EMBEDDING, FACES), "text": (EMBEDDING,)}
 KIND_DATASETS = {FACES: ("faces", "face_present"), LOGMEL: ("logmel",)}  # what a kind reads
 LOGMEL_RATE = 100.0  # log-mel rows per second when the cache lacks ``rows_per_second``
@@ -434,9 +434,9 @@ def read_window(video, start: int, window: int, inputs: Mapping[str, str],
                 pad: Mapping[str, np.ndarray], files: FileCache) -> dict:
     """One window of ``video`` from frame ``start``: the item of :class:`WindowDataset`.
 
-    Returns ``{"features": {modality: tensor}, "target": [K, C] float32, "mask": [K] bool}``, and
-    ``features["face_present"]`` ``[K]`` bool when visual reads ``faces`` (shapes per kind: module
-    docstring; ``features`` is what the model's forward takes). Only the window's rows are read.
+    Returns ``{"features": {modality: tensor}, "target": [K, C] float32, "mask": [K] bool}`` plus
+    ``"face_present"`` ``[K]`` bool when visual reads ``faces`` (shapes per kind: module docstring;
+    the trainer hands it to the model beside the features). Only the window's rows are read.
     """
     n = min(window, video.n_frames - start)
     stop = start + n
@@ -456,7 +456,7 @@ def read_window(video, start: int, window: int, inputs: Mapping[str, str],
                 w[n:] = pad.get(m, 0)
                 present = np.zeros(window, bool)
                 present[:n] = f["face_present"][start:stop]
-                item["features"][FACE_PRESENT] = torch.from_numpy(present)
+                item[FACE_PRESENT] = torch.from_numpy(present)
             elif kind == LOGMEL:
                 rate = float(f.attrs.get("rows_per_second", LOGMEL_RATE))
                 w = np.empty((window, PATCH_ROWS, N_MELS), np.float32)
@@ -478,8 +478,8 @@ def read_window(video, start: int, window: int, inputs: Mapping[str, str],
 class WindowDataset(Dataset):
     """Windows of ``window`` frames (stride ``stride``) over ``videos``, read from their caches.
 
-    Item ``i`` is :func:`read_window`'s dict (``features`` per ``inputs`` kind, maybe with
-    ``face_present``; ``target`` ``[K, C]`` NaN on unlabeled and padded frames, ``mask`` ``[K]``) plus
+    Item ``i`` is :func:`read_window`'s dict (``features`` per ``inputs`` kind, ``target``
+    ``[K, C]`` NaN on unlabeled and padded frames, ``mask`` ``[K]``, maybe ``face_present``) plus
     ``video`` (index into ``videos``) and ``start`` (first frame). ``inputs``: modality -> kind
     (default: ``embedding`` for every modality of the first video); ``pad``: modality -> the
     per-frame padding value (see the module docstring for the defaults). Windows are ordered video

@@ -200,15 +200,15 @@ def test_finetuning_inputs_faces_and_logmel_patches(raw_dataset):
         assert a.shape == (32, 96, 64) and a.dtype == torch.float32
         assert item["features"]["text"].shape == (32, DIMS["text"])
         np.testing.assert_array_equal(x[:n].numpy(), faces[start:start + n])
-        present_w = item["features"]["face_present"]
+        present_w = item["face_present"]
         np.testing.assert_array_equal(present_w[:n].numpy(), present[start:start + n])
         np.testing.assert_array_equal(a[:n].numpy(), patches(logmel, np.arange(start, start + n), fps, rate))
         # padding: black faces without a face, the log-mel of silence
         assert not present_w[n:].any() and (x[n:] == 0).all() and (a[n:] == SILENCE).all()
-    assert not ds[2]["features"]["face_present"].all()  # frames without a face stay flagged
+    assert not ds[2]["face_present"].all()  # frames without a face stay flagged
     batch = next(iter(make_loader(ds, batch_size=2, shuffle=False)))
     assert batch["features"]["visual"].shape == (2, 32, FACE_SIZE, FACE_SIZE, 3)
-    assert batch["features"]["face_present"].shape == (2, 32)
+    assert batch["face_present"].shape == (2, 32)
 
 
 def test_read_patches_reads_a_row_range_equal_to_extraction():
