@@ -74,11 +74,12 @@ from pipeline.core.manifest import read_manifest
 
 STD_FLOOR = 1e-6  # a feature dimension with a smaller std (e.g. constant) is only centred
 EMBEDDING, FACES, LOGMEL = "embedding", "faces", "logmel"
+FACE_PRESENT = "face_present"  # the item's extra key with visual faces: [K] bool, a face was found
 INPUT_KINDS = {"audio": (EMBEDDING, LOGMEL), "visual": (EMBEDDING, FACES), "text": (EMBEDDING,)}
 KIND_DATASETS = {FACES: ("faces", "face_present"), LOGMEL: ("logmel",)}  # what a kind reads
 LOGMEL_RATE = 100.0  # log-mel rows per second when the cache lacks ``rows_per_second``
-MAX_OPEN_FILES = 64  # HDF5 files kept open per process
-CHUNK_CACHE_BYTES = 4 * 2**20  # HDF5 raw-chunk cache per open file
+MAX_OPEN_FILES = 16  # HDF5 files kept open per process (a window touches one per modality + labels)
+CHUNK_CACHE_BYTES = 2**20  # HDF5 raw-chunk cache per open dataset (bounded: open files x datasets)
 STATS_BLOCK_ROWS = 4096  # rows per read in the normalisation pass
 
 log = logging.getLogger("rjcma.data")
@@ -86,6 +87,33 @@ log = logging.getLogger("rjcma.data")
 
 class DataError(ValueError):
     """Features or labels that cannot be used together; the message names the file."""
+
+
+class OpenFile:
+    """An open HDF5 file whose ``attrs`` and dataset handles are looked up once (each lookup costs
+    a metadata read; a window reads 4-5 datasets). Reads like ``h5py.File``: ``f[name]``,
+    ``name in f``, ``f.keys()``, ``f.attrs`` (a plain dict)."""
+
+    def __init__(self, file: h5py.File):
+        self.file = file
+        self.attrs = dict(file.attrs)
+        self._items: dict[str, object] = {}
+
+    def __getitem__(self, name: str):
+        item = self._items.get(name)
+        if item is None:
+            item = self._items[name] = self.file[name]
+        return item
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items or name in self.file
+
+    def keys(self):
+        return self.file.keys()
+
+    def close(self) -> None:
+        self._items.clear()
+        self.file.close()
 
 
 class FileCache:
@@ -97,8 +125,8 @@ class FileCache:
 
     def __init__(self) -> None:
         self._pid = os.getpid()
-        self._files: OrderedDict[Path, h5py.File] = OrderedDict()
-        self._inherited: list[h5py.File] = []
+        self._files: OrderedDict[Path, OpenFile] = OrderedDict()
+        self._inherited: list[OpenFile] = []
 
     def __getstate__(self) -> dict:
         return {}
@@ -106,7 +134,7 @@ class FileCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__()
 
-    def get(self, path: Path) -> h5py.File:
+    def get(self, path: Path) -> OpenFile:
         """The open file ``path`` (opened read-only on first use in this process)."""
         if os.getpid() != self._pid:  # a forked worker: the parent's handles are not ours to use
             self._inherited.extend(self._files.values())
@@ -116,7 +144,7 @@ class FileCache:
             self._files.move_to_end(path)
             return f
         try:
-            f = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
+            f = OpenFile(h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES))
         except OSError as e:
             raise DataError(f"{path}: not a readable HDF5 file ({e})") from e
         self._files[path] = f
@@ -163,8 +191,9 @@ class Video:
         """``[stop - start, C]`` float32 labels of frames ``[start, stop)`` (NaN = unlabeled)."""
         if self.labels_file is None:
             return np.full((stop - start, len(self.targets)), np.nan, np.float32)
-        group = files.get(self.labels_file)[self.id]
-        return np.stack([np.asarray(group[t][start:stop], np.float32) for t in self.targets], axis=1)
+        f = files.get(self.labels_file)
+        return np.stack([np.asarray(f[f"{self.id}/{t}"][start:stop], np.float32) for t in self.targets],
+                        axis=1)
 
     @property
     def labels(self) -> np.ndarray:
@@ -190,8 +219,10 @@ class MemoryCache(dict):
 class ArrayVideo:
     """A video whose inputs are in memory (``predict`` on a fresh extraction), read like a cache.
 
-    ``caches``: modality -> :class:`MemoryCache` in the layout of its cache file (docs/caches.md),
-    so every input kind reads it exactly as it reads the file. ``labels``: ``[T, C]`` or None.
+    ``caches``: modality -> :class:`MemoryCache` in the layout of its cache file (docs/caches.md:
+    the extraction's arrays, and attrs with at least ``modality`` and ``n_frames``; ``fps`` and
+    ``rows_per_second`` for the ``logmel`` kind), so every input kind reads it exactly as it reads
+    the file. ``labels_array``: ``[T, C]`` or None (unlabeled).
     """
 
     id: str
@@ -404,8 +435,8 @@ def read_window(video, start: int, window: int, inputs: Mapping[str, str],
     """One window of ``video`` from frame ``start``: the item of :class:`WindowDataset`.
 
     Returns ``{"features": {modality: tensor}, "target": [K, C] float32, "mask": [K] bool}`` plus
-    ``"face_present"`` ``[K]`` bool when visual reads ``faces`` (shapes per kind: module docstring).
-    Only the window's rows are read.
+    ``"face_present"`` ``[K]`` bool when visual reads ``faces`` (shapes per kind: module docstring;
+    the trainer hands it to the model beside the features). Only the window's rows are read.
     """
     n = min(window, video.n_frames - start)
     stop = start + n
@@ -425,7 +456,7 @@ def read_window(video, start: int, window: int, inputs: Mapping[str, str],
                 w[n:] = pad.get(m, 0)
                 present = np.zeros(window, bool)
                 present[:n] = f["face_present"][start:stop]
-                item["face_present"] = torch.from_numpy(present)
+                item[FACE_PRESENT] = torch.from_numpy(present)
             elif kind == LOGMEL:
                 rate = float(f.attrs.get("rows_per_second", LOGMEL_RATE))
                 w = np.empty((window, PATCH_ROWS, N_MELS), np.float32)

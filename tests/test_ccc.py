@@ -100,3 +100,19 @@ def test_loss_without_any_label_is_zero_and_differentiable():
     loss = ccc_loss(pred, torch.full((2, 10), float("nan")))
     assert loss.item() == 0.0
     loss.backward()
+
+
+def test_running_ccc_equals_the_ccc_of_the_concatenation():
+    from fusion.ccc import RunningCCC
+
+    rng = np.random.default_rng(2)
+    parts = [(rng.normal(size=n), rng.normal(size=n) * 0.5 + 0.3) for n in (1, 7, 40, 300)]
+    for _, y in parts[1:]:
+        y[::5] = np.nan  # unlabeled frames
+    running = RunningCCC()
+    for p, y in parts:
+        running.update(p, y)
+    x = np.concatenate([p for p, _ in parts])
+    y = np.concatenate([y for _, y in parts])
+    assert running.value() == pytest.approx(ccc(x, y), abs=1e-12)
+    assert np.isnan(RunningCCC().update(np.zeros(3), np.zeros(3)).value())  # constant: undefined

@@ -200,10 +200,11 @@ def test_finetuning_inputs_faces_and_logmel_patches(raw_dataset):
         assert a.shape == (32, 96, 64) and a.dtype == torch.float32
         assert item["features"]["text"].shape == (32, DIMS["text"])
         np.testing.assert_array_equal(x[:n].numpy(), faces[start:start + n])
-        np.testing.assert_array_equal(item["face_present"][:n].numpy(), present[start:start + n])
+        present_w = item["face_present"]
+        np.testing.assert_array_equal(present_w[:n].numpy(), present[start:start + n])
         np.testing.assert_array_equal(a[:n].numpy(), patches(logmel, np.arange(start, start + n), fps, rate))
         # padding: black faces without a face, the log-mel of silence
-        assert not item["face_present"][n:].any() and (x[n:] == 0).all() and (a[n:] == SILENCE).all()
+        assert not present_w[n:].any() and (x[n:] == 0).all() and (a[n:] == SILENCE).all()
     assert not ds[2]["face_present"].all()  # frames without a face stay flagged
     batch = next(iter(make_loader(ds, batch_size=2, shuffle=False)))
     assert batch["features"]["visual"].shape == (2, 32, FACE_SIZE, FACE_SIZE, 3)
@@ -254,5 +255,18 @@ def test_file_cache_bounds_open_files(dataset, monkeypatch):
     monkeypatch.setattr(fdata, "MAX_OPEN_FILES", 2)
     with FileCache() as files:
         handles = [files.get(v.paths["audio"]) for v in videos]
-        assert len(files._files) == 2 and not handles[0].id.valid and handles[2].id.valid
-        assert files.get(videos[0].paths["audio"]).id.valid  # reopened on demand
+        assert len(files._files) == 2 and not handles[0].file.id.valid and handles[2].file.id.valid
+        assert files.get(videos[0].paths["audio"]).file.id.valid  # reopened on demand
+
+
+def test_epoch_orders_are_those_of_the_in_memory_reader(dataset):
+    """The shuffled orders equal those of a plain seeded ``DataLoader(shuffle=True)`` (the reader
+    before streaming), epoch after epoch: a seeded run sees its windows in the same order."""
+    root, ids = dataset
+    ds = WindowDataset(open_videos(ids["train"], MODS, ("valence",), root), window=8, stride=4)
+    ours = make_loader(ds, batch_size=4, shuffle=True, seed=11)
+    plain = torch.utils.data.DataLoader(range(len(ds)), batch_size=4, shuffle=True,
+                                        generator=torch.Generator().manual_seed(11))
+    for _ in range(3):
+        got = [i for b in ours for i in zip(b["video"].tolist(), b["start"].tolist())]
+        assert got == [ds.index[i] for b in plain for i in b.tolist()]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fusion.ccc import ccc
-from fusion.data import load_videos
+from fusion.data import open_videos
 from fusion.evaluate import predict_videos
 from fusion.train import train_model
 from pipeline.core.params import params_from_dict
@@ -37,7 +37,7 @@ def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     ids = write_dataset(root, {"train": 12, "validation": 4, "heldout": 4}, n_frames=[160, 200, 240],
                         seed=0, unlabeled_fraction=0.05)
-    return {part: load_videos(v, MODS, TARGETS, root) for part, v in ids.items()}
+    return {part: open_videos(v, MODS, TARGETS, root) for part, v in ids.items()}
 
 
 def _heldout_ccc(params, splits) -> dict[str, float]:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fusion.checkpoint import load_checkpoint
-from fusion.data import load_videos
+from fusion.data import open_videos
 from fusion.evaluate import predict_video
 from pipeline.core import layout
 from stages import report as report_stage
@@ -115,7 +115,7 @@ def test_test_predictions_are_the_mean_of_the_folds_models(trained):
             preds = []
             for f in (0, 1):
                 model, ckpt = load_checkpoint(layout.train_dir(f, t, root / "results") / "checkpoint.pt")
-                (v,) = load_videos([video], list(model.modalities), [t], data, require_labels=False)
+                (v,) = open_videos([video], list(model.modalities), [t], data, require_labels=False)
                 preds.append(predict_video(model, v.features, ckpt["window"], ckpt["stride"])[:, 0])
             assert len(table) == len(preds[0])
             np.testing.assert_allclose(table[:, j], np.clip(np.mean(preds, axis=0), -1, 1), atol=2e-6)

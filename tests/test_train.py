@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from fusion.checkpoint import load_checkpoint, save_checkpoint
-from fusion.data import ArrayVideo, load_videos
+from fusion.data import ArrayVideo, open_videos
 from fusion.evaluate import partition_metrics, predict_video, predict_videos
 from fusion.lr import Plateau, warmup_lr
 from fusion.train import run_targets, train_model
@@ -48,8 +48,8 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def videos(data):
     root, ids = data
-    return (load_videos(ids["train"], MODS, ("valence",), root),
-            load_videos(ids["validation"], MODS, ("valence",), root))
+    return (open_videos(ids["train"], MODS, ("valence",), root),
+            open_videos(ids["validation"], MODS, ("valence",), root))
 
 
 def test_warmup_is_linear_then_flat():
@@ -125,8 +125,8 @@ def test_training_set_statistics_live_in_the_model(videos):
 def test_joint_model_has_two_outputs(data):
     root, ids = data
     targets = ("valence", "arousal")
-    train = load_videos(ids["train"], MODS, targets, root)
-    val = load_videos(ids["validation"], MODS, targets, root)
+    train = open_videos(ids["train"], MODS, targets, root)
+    val = open_videos(ids["validation"], MODS, targets, root)
     result = train_model(TINY_FUSION, dataclasses.replace(TINY_TRAIN, epochs=1, joint=True), train, val,
                          targets)
     assert result.val_preds[val[0].id].shape == (val[0].n_frames, 2)
@@ -181,7 +181,7 @@ def test_train_stage_outputs(data, tmp_path):
     with open(run / "curves.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    labels = load_videos(ids["validation"], MODS, ("arousal",), root)
+    labels = open_videos(ids["validation"], MODS, ("arousal",), root)
     for v in labels:
         with open(run / "predictions" / f"{v.id}.csv") as f:
             rows = list(csv.DictReader(f))
