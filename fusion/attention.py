@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fusion.dropout import Dropout
+
 VARIANTS = ("paper", "official")
 MODALITY_ALIASES = {"video": "visual"}  # official-code name -> our name
 PAPER_WH_GAIN = 0.1  # paper variant: W_hm starts as PAPER_WH_GAIN * identity (residual near identity)
@@ -56,6 +58,7 @@ class PaperStep(nn.Module):
     def __init__(self, dims: dict[str, int], window: int):
         super().__init__()
         self.names = list(dims)
+        self.sizes = [dims[m] for m in self.names]
         d = sum(dims.values())
         self.scale = 1.0 / math.sqrt(d)
         self.joint = nn.Linear(d, d)  # FC of eq. (1)
@@ -67,10 +70,15 @@ class PaperStep(nn.Module):
 
     def forward(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         joint = self.joint(torch.cat([xs[m] for m in self.names], dim=-1))  # J^T: [B, K, d]
+        # C_m = tanh(x_m W_jm J^T / sqrt(d)) associated as x_m (J W_jm^T)^T: one GEMM for every
+        # modality's J W_jm^T ([B, K, d] by the stacked [d, d] W_j), B K d_m (d + K) MACs per
+        # modality instead of B K d (d_m + K)
+        w_j = torch.cat([self.w_j[m] for m in self.names], dim=0)  # [d, d]: rows of W_jm per m
+        keys = (joint @ w_j.t() * self.scale).split(self.sizes, dim=-1)  # m: [B, K, d_m]
         out = {}
-        for m in self.names:
+        for m, key in zip(self.names, keys):
             x = xs[m]  # X_m^T: [B, K, d_m]
-            c = torch.tanh((x @ self.w_j[m]) @ joint.transpose(1, 2) * self.scale)  # C_m: [B, K, K]
+            c = torch.tanh(x @ key.transpose(1, 2))  # C_m: [B, K, K]
             h = F.relu(c.transpose(1, 2) @ (self.w_c[m].t() @ x))  # H_m^T: [B, K, d_m]
             out[m] = self.w_h[m].t() @ h + x  # X_att,m^T: [B, K, d_m]
         return out
@@ -82,21 +90,23 @@ class OfficialStep(nn.Module):
     def __init__(self, dims: dict[str, int], window: int, dropout: float):
         super().__init__()
         self.names = list(dims)
+        self.sizes = [dims[m] for m in self.names]
         d = sum(dims.values())
         self.scale = 1.0 / math.sqrt(d)
         self.key = nn.ModuleDict({m: nn.Linear(window, window) for m in dims})
         self.value = nn.ModuleDict({m: nn.Linear(d_m, d_m) for m, d_m in dims.items()})
         self.out = nn.ModuleDict({m: nn.Linear(d, d_m) for m, d_m in dims.items()})
-        self.map_dropout = nn.Dropout(dropout)
-        self.out_dropout = nn.Dropout(dropout)
+        self.map_dropout = Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
 
     def forward(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         joint = torch.cat([xs[m] for m in self.names], dim=-1)  # [B, K, d]
+        # every modality's key stacked: one [B, d, K] @ [B, K, d] product, one tanh, one dropout
+        keys = torch.cat([self.key[m](xs[m].transpose(1, 2)) for m in self.names], dim=1)  # [B, d, K]
+        maps = self.map_dropout(torch.tanh(keys @ joint * self.scale)).split(self.sizes, dim=1)
         out = {}
-        for m in self.names:
-            x = xs[m]  # [B, K, d_m]
-            key = self.key[m](x.transpose(1, 2))  # [B, d_m, K]
-            c = self.map_dropout(torch.tanh(key @ joint * self.scale))  # [B, d_m, d]
+        for m, c in zip(self.names, maps):
+            x = xs[m]  # [B, K, d_m]; c = C_m: [B, d_m, d]
             h = F.relu(torch.tanh(self.value[m](x) @ c))  # [B, K, d]
             out[m] = x + self.out_dropout(F.relu(self.out[m](h)))  # [B, K, d_m]
         return out

@@ -6,6 +6,12 @@ input frames <= t (causal), followed by LeakyReLU and dropout; a 1x1 ``Conv1d`` 
 when the channel count changes; LeakyReLU after the sum. The TCN ends with BatchNorm1d over the
 channels. Tensors are batch-first ``[B, K, C]`` at the boundary, ``[B, C, K]`` inside.
 
+Weight norm: ``w = g * v / max(||v||, NORM_EPS)`` per output channel (:class:`WeightNorm`, a
+``torch.nn.utils.parametrize`` parametrization with torch's names ``original0`` = g, ``original1``
+= v). Where ``||v|| >= NORM_EPS`` this is exactly torch's ``weight_norm`` (the official code's);
+below it, where torch computes 0/0 once weight decay has shrunk an unused ``v`` to zero, the weight
+is ``g * v / NORM_EPS``: finite, and 0 when ``v`` is 0.
+
 Parameter names (``network.{i}.conv1`` / ``conv2`` / ``downsample``, ``norm``) follow the common
 TCN layout so that checkpoints of the official code map 1:1 (see ``fusion/official.py``).
 """
@@ -15,9 +21,35 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
+from torch.nn.utils import parametrize
+
+from fusion.dropout import Dropout
 
 LEAKY_SLOPE = 0.01  # LeakyReLU negative slope (torch's default, as in the official TCN)
+NORM_EPS = 1e-12  # weight norm: ||v|| is floored here (float32 squares of |v| < 1e-19 underflow to 0)
+
+
+def weight_norm_weight(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``g [C_out, 1, 1]``, ``v [C_out, C_in, k]`` -> ``g * v / max(||v||, NORM_EPS)``."""
+    norm = torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True)
+    return v * (g / norm.clamp_min(NORM_EPS))
+
+
+class WeightNorm(nn.Module):
+    """Weight-norm parametrization (dim 0) that never divides by a zero norm; see the module docstring."""
+
+    def forward(self, weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Tensor:
+        return weight_norm_weight(weight_g, weight_v)
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A plain weight -> ``(g, v)`` with ``g = ||weight||`` per output channel, ``v = weight``."""
+        return torch.norm_except_dim(weight, 2, 0), weight
+
+
+def weight_norm(conv: nn.Conv1d) -> nn.Conv1d:
+    """Register :class:`WeightNorm` on ``conv.weight`` (g and v under torch's parametrization names)."""
+    parametrize.register_parametrization(conv, "weight", WeightNorm(), unsafe=True)
+    return conv
 
 
 class TemporalBlock(nn.Module):
@@ -28,7 +60,7 @@ class TemporalBlock(nn.Module):
         self.pad = (kernel - 1) * dilation  # left padding that keeps the convolution causal
         self.conv1 = weight_norm(nn.Conv1d(in_channels, out_channels, kernel, dilation=dilation))
         self.conv2 = weight_norm(nn.Conv1d(out_channels, out_channels, kernel, dilation=dilation))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.downsample = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,76 @@
+"""FROZEN BASELINE: fusion/tcn.py at commit f564621, before the issue-11 speed-ups; bench/
+bench_train_step.py times the current model against this copy. Do not edit.
+
+Per-modality temporal model: a causal dilated temporal convolutional network (TCN).
+
+Level i is a residual block of two weight-normalised dilated ``Conv1d`` (kernel ``kernel``, dilation
+``2**i``), each left-padded by ``(kernel - 1) * dilation`` frames so that output frame t sees only
+input frames <= t (causal), followed by LeakyReLU and dropout; a 1x1 ``Conv1d`` on the residual path
+when the channel count changes; LeakyReLU after the sum. The TCN ends with BatchNorm1d over the
+channels. Tensors are batch-first ``[B, K, C]`` at the boundary, ``[B, C, K]`` inside.
+
+Parameter names (``network.{i}.conv1`` / ``conv2`` / ``downsample``, ``norm``) follow the common
+TCN layout so that checkpoints of the official code map 1:1 (see ``fusion/official.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+LEAKY_SLOPE = 0.01  # LeakyReLU negative slope (torch's default, as in the official TCN)
+
+
+class TemporalBlock(nn.Module):
+    """One causal residual level: ``[B, C_in, K] -> [B, C_out, K]``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, dilation: int, dropout: float):
+        super().__init__()
+        self.pad = (kernel - 1) * dilation  # left padding that keeps the convolution causal
+        self.conv1 = weight_norm(nn.Conv1d(in_channels, out_channels, kernel, dilation=dilation))
+        self.conv2 = weight_norm(nn.Conv1d(out_channels, out_channels, kernel, dilation=dilation))
+        self.dropout = nn.Dropout(dropout)
+        self.downsample = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dropout(F.leaky_relu(self.conv1(F.pad(x, (self.pad, 0))), LEAKY_SLOPE))
+        y = self.dropout(F.leaky_relu(self.conv2(F.pad(y, (self.pad, 0))), LEAKY_SLOPE))
+        residual = x if self.downsample is None else self.downsample(x)
+        return F.leaky_relu(y + residual, LEAKY_SLOPE)
+
+
+class TCN(nn.Module):
+    """Causal dilated TCN + BatchNorm1d: ``[B, K, input_dim] -> [B, K, channels[-1]]``.
+
+    ``channels``: output channels per level (len = number of levels; dilation of level i = 2**i).
+    """
+
+    def __init__(self, input_dim: int, channels: tuple[int, ...], kernel: int, dropout: float):
+        super().__init__()
+        if input_dim < 1 or not channels or min(channels) < 1:
+            raise ValueError(
+                f"TCN needs input_dim >= 1 and >= 1 level of positive channels, got "
+                f"input_dim={input_dim}, channels={tuple(channels)}"
+            )
+        if kernel < 1:
+            raise ValueError(f"TCN kernel must be >= 1, got {kernel}")
+        ins = (input_dim, *channels[:-1])
+        self.network = nn.Sequential(
+            *[
+                TemporalBlock(c_in, c_out, kernel, 2**i, dropout)
+                for i, (c_in, c_out) in enumerate(zip(ins, channels))
+            ]
+        )
+        self.norm = nn.BatchNorm1d(channels[-1])
+        self.output_dim = channels[-1]
+
+    def receptive_field(self) -> int:
+        """Frames of input history (including the current one) that one output frame sees."""
+        return 1 + sum(2 * block.pad for block in self.network)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, K, input_dim]`` -> ``[B, K, channels[-1]]``."""
+        y = self.network(x.transpose(1, 2))  # [B, C, K]
+        return self.norm(y).transpose(1, 2)

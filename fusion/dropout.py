@@ -1,0 +1,44 @@
+"""Dropout whose CPU masks come from numpy's PCG64 instead of torch's Bernoulli sampler.
+
+Same distribution as :class:`torch.nn.Dropout` (each element kept with probability ``1 - p`` and
+scaled by ``1 / (1 - p)``; kept iff a float32 uniform in [0, 1) is >= p, resolution 2**-24), but on CPU
+the mask costs about half of torch's ``bernoulli_`` + ``div_`` + ``mul`` (bench/bench_train_step.py).
+Each call seeds a fresh generator with a number drawn from torch's default CPU generator, so
+``torch.manual_seed`` still makes a run repeat exactly. Other devices use ``F.dropout``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SEED_BITS = 62  # bits of the per-call numpy seed drawn from torch's generator
+
+
+def dropout_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """float32 ``shape`` of ``1 / (1 - p)`` (kept) and 0 (dropped), kept with probability ``1 - p``."""
+    seed = int(torch.randint(2**SEED_BITS, (1,)).item())
+    u = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    return torch.from_numpy(u).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """Drop-in for ``nn.Dropout(p)`` on ``[...]`` tensors (identity in eval mode or for p = 0)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or x.dtype != torch.float32:
+            return F.dropout(x, self.p, True)
+        return x * dropout_mask(tuple(x.shape), self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
