@@ -5,7 +5,7 @@ after standardisation they enter the model as exact zeros, so the first weight-n
 their TCNs never gets a gradient and Adam's weight decay (params.yaml's 1e-3) shrinks its direction
 ``v`` towards 0 (~1,100 steps at lr 1e-3 until ``||v||`` underflows; torch's weight norm then computes
 ``0/0``). The run uses params.yaml's fusion and train sections as shipped; only sizes that do not
-enter the mechanism are small (window, TCN width, feature dims, video count) and the run is fixed
+enter the mechanism are small (window, TCN width and depth, recursions, feature dims, video count) and the run is fixed
 at 30 epochs of ~100 steps (no early stop) so that it passes the underflow point.
 """
 
@@ -24,7 +24,7 @@ from tests.synthetic import GAIN, SMOOTH, write_dataset
 MODS = ("audio", "visual", "text")
 DIMS = {"audio": 128, "visual": 128, "text": 12}  # VGGish-wide audio: torch underflows at ~950 steps
 EPOCHS = 30
-SMALL_FUSION = {"window": 16, "stride": 8, "tcn_channels": {m: (8, 8) for m in MODS}}  # sizes only
+SMALL_FUSION = {"window": 16, "stride": 8, "recursions": 1, "tcn_channels": {m: (8,) for m in MODS}}  # sizes
 MIN_CCC = 0.5
 
 
