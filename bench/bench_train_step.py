@@ -133,12 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     print("| variant | parameters | eval max abs diff | baseline step (median) | current step (median) "
           "| ratio per pair: median (min–max) | ratio of medians |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    results = [compare(v, args.batch, args.window, args.recursions, args.pairs, args.seed, args.profile)
-               for v in args.variants]
-    for r in results:
+    results = []
+    for variant in args.variants:
+        r = compare(variant, args.batch, args.window, args.recursions, args.pairs, args.seed, args.profile)
+        results.append(r)
         print(f"| {r['variant']} | {r['params'] / 1e6:.2f} M | {r['max_diff']:.1e} | {r['base_s']:.2f} s "
               f"| {r['new_s']:.2f} s | {r['ratio_median']:.2f}× ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) "
-              f"| {r['ratio_of_medians']:.2f}× |")
+              f"| {r['ratio_of_medians']:.2f}× |", flush=True)
     for r in results:
         if "profile_base" in r:
             print(f"\n### {r['variant']}: baseline, {PROFILE_STEPS} steps\n\n```\n{r['profile_base']}```")

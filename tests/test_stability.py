@@ -1,12 +1,12 @@
-"""Training that never divides 0/0: constant modalities at the shipped recipe (issue 12, item 1).
+"""Training that never divides 0/0: constant modalities at the shipped recipe (issue 12, items 1, 3).
 
 Audio and visual features are constant over the whole training set (silent audio, grey frames):
 after standardisation they enter the model as exact zeros, so the first weight-normalised conv of
-their TCNs never gets a gradient and Adam's weight decay (params.yaml's 1e-3) shrinks its direction
-``v`` towards 0 (~1,100 steps at lr 1e-3 until ``||v||`` underflows; torch's weight norm then computes
-``0/0``). The run uses params.yaml's fusion and train sections as shipped; only sizes that do not
-enter the mechanism are small (window, TCN width and depth, recursions, feature dims, video count) and the run is fixed
-at 30 epochs of ~100 steps (no early stop) so that it passes the underflow point.
+their TCNs never gets a gradient and Adam's weight decay (params.yaml's 1e-3) drives its direction
+``v`` to exactly 0 (~950 steps at lr 1e-3 for a 128-wide input; torch's weight norm then computes
+0/0). The runs use params.yaml's fusion and train sections as shipped; only sizes that do not enter
+the mechanism are small (window, TCN width and depth, recursions, feature dims, video count), and
+they run 30 epochs of 47 steps (no early stop), well past the underflow point.
 """
 
 import dataclasses
@@ -18,8 +18,12 @@ import torch
 
 from fusion.data import load_videos
 from fusion.train import train_model
+from pipeline.core import layout
+from pipeline.core.atomic import write_json
+from pipeline.core.manifest import VideoEntry, shard_of, write_shards
 from pipeline.core.params import load_params
-from tests.synthetic import GAIN, SMOOTH, write_dataset
+from pipeline.dataset.labels import write_labels
+from tests.synthetic import FPS, GAIN, SMOOTH, _causal_mean, make_video, projections, write_video_caches
 
 MODS = ("audio", "visual", "text")
 DIMS = {"audio": 128, "visual": 128, "text": 12}  # VGGish-wide audio: torch underflows at ~950 steps
@@ -28,28 +32,42 @@ SMALL_FUSION = {"window": 16, "stride": 8, "recursions": 1, "tcn_channels": {m: 
 MIN_CCC = 0.5
 
 
-def _text_only_labels(videos, direction):
-    """Valence from the words alone: ``tanh(GAIN * causal mean of (text features . direction))``."""
-    for v in videos:
-        z = v.features["text"] @ direction  # [T]; 0 where a frame has no word
-        c = np.concatenate([[0.0], np.cumsum(z)])
-        t = np.arange(len(z))
-        lo = np.maximum(0, t - SMOOTH + 1)
-        v.labels[:, 0] = np.tanh(GAIN * (c[t + 1] - c[lo]) / (t + 1 - lo))
+def write_words_only_dataset(root, n_train: int, n_val: int, n_frames: int, seed: int) -> dict:
+    """Synthetic caches where audio and visual are constant over every video (silent audio, grey
+    frames) and valence comes from the words alone: ``tanh(GAIN * causal mean of (text . u))``,
+    with the text as the reader sees it (the word's embedding, 0 between words)."""
+    rng = np.random.default_rng(seed)
+    proj = projections(DIMS, seed + 1)
+    direction = rng.normal(size=DIMS["text"]) / math.sqrt(DIMS["text"])
+    ids, entries, labels = {"train": [], "validation": []}, [], {}
+    for part, count in (("train", n_train), ("validation", n_val)):
+        for i in range(count):
+            vid = f"{part}{i:03d}"
+            video = make_video(rng, n_frames, proj)
+            video.audio[:] = 0.3
+            video.visual[:] = -1.0
+            words = video.text_embedding.astype(np.float32) @ direction  # [n_words]
+            z = np.where(video.frame_word >= 0, words[np.maximum(video.frame_word, 0)], 0.0)
+            video.valence[:] = np.tanh(GAIN * _causal_mean(z, SMOOTH))
+            shard = shard_of(vid, 2)
+            write_video_caches(video, vid, shard, root, MODS)
+            entries.append(VideoEntry(id=vid, source=f"{vid}.mp4", source_id=vid, content_hash=vid, fps=FPS,
+                                      n_frames=n_frames, duration=n_frames / FPS, has_audio=True,
+                                      partition=part, shard=shard))
+            labels[vid] = {"valence": video.valence.copy(), "arousal": video.arousal.copy()}
+            ids[part].append(vid)
+    write_shards(entries, 2, root)
+    write_labels(layout.labels_file(root), labels)
+    write_json(layout.folds_file(root), {"folds": [ids], "test": []})
+    return ids
 
 
 @pytest.fixture(scope="module")
 def constant_av(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    ids = write_dataset(root, {"train": 10, "validation": 3}, n_frames=300, dims=DIMS, seed=3)
-    train = load_videos(ids["train"], MODS, ("valence",), root)
-    val = load_videos(ids["validation"], MODS, ("valence",), root)
-    direction = np.random.default_rng(0).normal(size=DIMS["text"]) / math.sqrt(DIMS["text"])
-    for v in train + val:
-        v.features["audio"][:] = 0.3  # silent audio: one constant vector everywhere
-        v.features["visual"][:] = -1.0  # grey frames
-    _text_only_labels(train + val, direction)
-    return train, val
+    ids = write_words_only_dataset(root, n_train=10, n_val=3, n_frames=300, seed=3)
+    return (load_videos(ids["train"], MODS, ("valence",), root),
+            load_videos(ids["validation"], MODS, ("valence",), root))
 
 
 def test_constant_modalities_train_30_epochs_at_shipped_params(constant_av):
