@@ -60,7 +60,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, targets: Sequen
     }
     buf = io.BytesIO()  # not the temp file: torch.save names the archive after it (non-deterministic bytes)
     torch.save(ckpt, buf)
-    with atomic_path(path, suffix=".pt.tmp") as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
     return path
 

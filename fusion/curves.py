@@ -61,6 +61,6 @@ def plot_curves(path: str | Path, rows: Sequence[dict], title: str = "") -> None
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(Path(path), suffix=".png.tmp") as tmp:
+    with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=PLOT_DPI, metadata={"Software": None})
     plt.close(fig)

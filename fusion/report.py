@@ -32,7 +32,6 @@ import io
 import json
 import logging
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from fusion.data import open_videos
 from fusion.evaluate import model_inputs, predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
-from pipeline.core.atomic import atomic_path, json_safe, write_json, write_text
+from pipeline.core.atomic import atomic_dir, atomic_path, json_safe, write_json, write_text
 
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
 SUBMISSION = "submission.csv"
@@ -182,7 +181,7 @@ def plot_trace(path: Path, pred: np.ndarray, true: np.ndarray, target: str, titl
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png.tmp") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=PLOT_DPI, metadata={"Software": None})
     plt.close(fig)
 
@@ -298,12 +297,7 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
                           f"the report asks for folds {list(folds)}")
     runs = [view for f in folds for t in targets for view in per_target(read_run(f, t, results))]
     targets = list(dict.fromkeys(r.target for r in runs))  # a joint run's outputs replace `both`
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out) as tmp:  # built beside `out`, swapped in when complete
         metrics = summarize(runs, folds, targets)
         write_json(tmp / layout.METRICS, metrics)
         for run in runs:
@@ -316,9 +310,4 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
             if all(t in targets for t in CHALLENGE_TARGETS):
                 frames = read_frame_list(Path(submission_list)) if submission_list else None
                 write_text(tmp / SUBMISSION, submission_csv(test_preds, frames, submission_list))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metrics

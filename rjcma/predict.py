@@ -1,10 +1,12 @@
 """Per-frame valence/arousal for any video file, in-process (no DVC, no manifest).
 
 The same feature code as the DVC stages runs on one video — audio extraction, log-mel/VGGish,
-faces (crops, whole frames or detection) and embeddings, words (a given transcript, or Vosk) →
-punctuation → BERT — using the feature params stored in the trained checkpoints, so features are
-computed exactly as in training. Every checkpoint found under ``--model`` predicts over windows
-with stitching; checkpoints of the same target (e.g. several folds) are averaged.
+faces (crops, whole frames or detection) and embeddings, words (a given transcript, or the
+checkpoints' ASR engine: Vosk or Whisper; Whisper tiny.en offline when they were trained on
+given transcripts) → punctuation → BERT — using the feature params stored in the trained
+checkpoints, so features are computed exactly as in training. Every checkpoint of a finished run
+under ``--model`` predicts over windows with stitching; checkpoints of the same target (e.g.
+several folds) are averaged.
 
 A fine-tuned model (``train.backbones: finetune``) carries its IR-50 / VGGish weights: predict then
 extracts the backbone inputs instead of embeddings (faces ``[T, S, S, 3]`` uint8 + ``face_present``,
@@ -60,15 +62,25 @@ class Prediction:
 
 
 def find_checkpoints(model_dir: str | Path) -> list[Path]:
-    """Checkpoints under ``model_dir``: a run dir (``checkpoint.pt``), or any dir holding runs."""
+    """Checkpoints of the finished runs under ``model_dir``: a run dir (``checkpoint.pt``), or any
+    dir holding runs. Hidden folders (a run still being written, ``.tmp-*``) are never taken."""
     model_dir = Path(model_dir)
     if model_dir.is_file():
         return [model_dir]
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model directory (a results/train/<run> dir)")
-    found = sorted(model_dir.rglob(layout.CHECKPOINT))
+    if model_dir.resolve().name.startswith("."):
+        raise FileNotFoundError(f"{model_dir}: a run still being written (or left by a crash), "
+                                "not a finished run")
+    found, unfinished = [], []
+    for path in sorted(model_dir.rglob(layout.CHECKPOINT)):
+        hidden = any(part.startswith(".") for part in path.relative_to(model_dir).parts[:-1])
+        (unfinished if hidden else found).append(path)
+    if unfinished:
+        log.info("skipped %d unfinished run(s) (still being written): %s", len(unfinished),
+                 ", ".join(str(p.parent.relative_to(model_dir)) for p in unfinished))
     if not found:
-        raise FileNotFoundError(f"{model_dir}: no {layout.CHECKPOINT} found below it "
+        raise FileNotFoundError(f"{model_dir}: no {layout.CHECKPOINT} of a finished run below it "
                                 "(train first: `dvc repro` or `python -m stages.train`)")
     return found
 
@@ -306,7 +318,7 @@ def plot(pred: Prediction, path: str | Path) -> Path:
     ax.axhline(0, color="0.6", lw=0.5)
     ax.legend(loc="upper right")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(path)

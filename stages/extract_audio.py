@@ -61,7 +61,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
                         if s.id != entry.id and s.content_hash == entry.content_hash
                         and is_current(layout.wav_path(shard, s.id, data), meta)), None)
         if sibling is not None:  # the other person of the same video: same audio, same bytes
-            with atomic_path(wav, suffix=".wav") as tmp:
+            with atomic_path(wav) as tmp:
                 shutil.copyfile(sibling, tmp)
         else:
             info = VideoInfo(fps=entry.fps, n_frames=entry.n_frames, duration=entry.duration,
@@ -76,7 +76,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
-    return shard_stage_main("extract_audio", __doc__.splitlines()[0], make_process, argv)
+    return shard_stage_main("extract_audio", __doc__.splitlines()[0], make_process, argv,
+                            output=layout.wav_dir)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
-    return shard_stage_main("text_features", __doc__.splitlines()[0], make_process, argv)
+    return shard_stage_main("text_features", __doc__.splitlines()[0], make_process, argv,
+                            output=lambda shard, data: layout.feature_shard_dir("text", shard, data))
 
 
 if __name__ == "__main__":

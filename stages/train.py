@@ -18,9 +18,7 @@ so an interrupted run never leaves a partial result.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +30,7 @@ from fusion.data import open_videos
 from fusion.evaluate import write_predictions
 from fusion.train import JOINT_TARGET, run_targets, train_model
 from pipeline.core import layout
-from pipeline.core.atomic import json_safe, write_json
+from pipeline.core.atomic import atomic_dir, json_safe, write_json
 from pipeline.core.params import load_params
 from pipeline.core.stage import setup_logging, stage_parser
 from pipeline.dataset.folds import fold_split
@@ -40,16 +38,6 @@ from pipeline.dataset.folds import fold_split
 log = logging.getLogger("rjcma.stages.train")
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace directory ``final`` by ``tmp`` (old results removed only once the new are complete)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,30 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     final = layout.train_dir(args.fold, args.target, Path(args.out))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     title = f"fold {args.fold}, {args.target}"
     try:
-        result = train_model(params.fusion, params.train, train_videos, val_videos, targets,
-                             on_epoch=lambda rows: write_curves(tmp, rows), params=params)
-        m = result.val_metrics
-        info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
-                "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}
-        save_checkpoint(tmp / layout.CHECKPOINT, result.model, targets=targets, params=params, info=info)
-        plot_curves(tmp / layout.CURVES_PNG, result.history, title=title)
-        write_predictions(tmp / layout.PREDICTIONS, val_videos, result.val_preds, targets)
-        write_json(tmp / layout.METRICS, json_safe({
-            "fold": args.fold, "target": args.target, "targets": list(targets),
-            "val_ccc": m["ccc_mean"], "ccc": m["ccc"], "per_video": m["per_video"],
-            "labelled_frames": m["labelled_frames"], "frames": m["frames"],
-            "best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped": result.stopped,
-            "train_videos": len(train_videos), "validation_videos": len(val_videos),
-        }))
-        _swap_in(tmp, final)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, KeyboardInterrupt):
-            raise
+        with atomic_dir(final) as tmp:  # built beside `final`, swapped in when complete
+            result = train_model(params.fusion, params.train, train_videos, val_videos, targets,
+                                 on_epoch=lambda rows: write_curves(tmp, rows), params=params)
+            m = result.val_metrics
+            info = {"fold": args.fold, "target": args.target, "best_epoch": result.best_epoch,
+                    "val_ccc": m["ccc_mean"], "val_ccc_per_target": m["ccc"]}
+            save_checkpoint(tmp / layout.CHECKPOINT, result.model, targets=targets, params=params, info=info)
+            plot_curves(tmp / layout.CURVES_PNG, result.history, title=title)
+            write_predictions(tmp / layout.PREDICTIONS, val_videos, result.val_preds, targets)
+            write_json(tmp / layout.METRICS, json_safe({
+                "fold": args.fold, "target": args.target, "targets": list(targets),
+                "val_ccc": m["ccc_mean"], "ccc": m["ccc"], "per_video": m["per_video"],
+                "labelled_frames": m["labelled_frames"], "frames": m["frames"],
+                "best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped": result.stopped,
+                "train_videos": len(train_videos), "validation_videos": len(val_videos),
+            }))
+    except Exception as e:
         log.error("train: %s", e)
         log.debug("traceback", exc_info=True)
         return 1

@@ -1,9 +1,11 @@
-"""Word timestamps for one shard: Vosk ASR on each video's wav, or the user's own transcripts.
+"""Word timestamps for one shard: ASR (Vosk or Whisper) on each video's wav, or the user's transcripts.
 
-``asr.engine: vosk`` decodes ``data/interim/wav/<shard>/<id>.wav`` (from
-``python -m stages.extract_audio``) with the model of ``asr.model``, fed in chunks of
-``asr.chunk_seconds``; ``asr.engine: transcripts`` reads ``<data.root>/<asr.transcripts_dir>/<id>.json``
-or ``.csv`` (the manifest's ``transcript_file``). Either way it writes
+``asr.engine: vosk`` (the paper's) decodes ``data/interim/wav/<shard>/<id>.wav`` (from
+``python -m stages.extract_audio``) with the Vosk model of ``asr.model``, fed in chunks of
+``asr.chunk_seconds``; ``asr.engine: whisper`` decodes it with faster-whisper and
+``asr.whisper_model`` (default: the offline tiny.en, English); ``asr.engine: transcripts`` reads
+``<data.root>/<asr.transcripts_dir>/<id>.json`` or ``.csv`` (the manifest's ``transcript_file``).
+Either way it writes
 ``data/interim/asr/<shard>/<id>.json`` (words with start/end seconds and confidence; format in
 docs/text.md). Silence or music gives an empty transcript, not a failure. A video whose output
 records the same settings and input hash is skipped; the two people of a two-person video
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from pipeline.core import layout
 from pipeline.core.manifest import VideoEntry, file_hash
-from pipeline.core.params import AsrParams, Params
+from pipeline.core.params import Params
 from pipeline.text.transcripts import (
     Transcript,
     find_user_transcript,
@@ -31,26 +33,17 @@ from pipeline.text.transcripts import (
 log = logging.getLogger("rjcma.transcribe")
 
 
-def asr_settings(asr: AsrParams, model_name: str = "") -> dict:
-    """What shapes the transcript of one engine (recorded in the output's key)."""
-    if asr.engine == "transcripts":
-        return {"engine": "transcripts"}
-    from pipeline.text.asr import DITHER_SEED
-
-    return {"engine": "vosk", "model": model_name, "chunk_seconds": asr.chunk_seconds,
-            "dither_seed": DITHER_SEED}
-
-
 def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
     asr = params.asr
-    if asr.engine == "vosk":
-        from pipeline.core.media import read_wav
-        from pipeline.text.asr import load_vosk, transcribe, vosk_version
-
-        model = load_vosk(asr.model)  # once per shard; a clear error when it is not available
-        settings, versions = asr_settings(asr, model.name), {"vosk": vosk_version()}
+    if asr.engine == "transcripts":
+        recognizer = None
+        settings, versions = {"engine": "transcripts"}, {}
     else:
-        settings, versions = asr_settings(asr), {}
+        from pipeline.core.media import read_wav
+        from pipeline.text.asr import load_recognizer
+
+        recognizer = load_recognizer(asr)  # once per shard; a clear error when it is not available
+        settings, versions = recognizer.settings, recognizer.versions
 
     decoded: dict[str, tuple] = {}  # wav hash → words: the two people of one video share a wav
 
@@ -72,8 +65,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
         else:
             if key["input_hash"] not in decoded:
                 samples, sr = read_wav(src)
-                decoded[key["input_hash"]] = transcribe(model, samples, sr, asr.chunk_seconds)
-            transcript = Transcript(entry.id, decoded[key["input_hash"]], model.source)
+                decoded[key["input_hash"]] = recognizer.words(samples, sr)
+            transcript = Transcript(entry.id, decoded[key["input_hash"]], recognizer.source)
         if not transcript.words:
             log.warning("%s: no words (silence or music?); the text features will be zeros", entry.id)
         write_transcript(out, transcript, **key)
@@ -85,7 +78,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
-    return shard_stage_main("transcribe", __doc__.splitlines()[0], make_process, argv)
+    return shard_stage_main("transcribe", __doc__.splitlines()[0], make_process, argv,
+                            output=layout.asr_dir)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def test_bad_inputs_are_named_and_the_others_go_on(root):
     assert [e.id for e in result.entries] == ["duo_right", "train1"]
     errors = {Path(p.path).name: p.message for p in result.errors}
     assert "moov atom not found" in errors["train2.mp4"]
-    assert errors["ghost.txt"].startswith("labels without a video: no ghost.mp4/.avi")
+    assert errors["ghost.txt"].startswith("labels without a video: no ghost.mp4/.mkv/...")
     assert errors["duo_left.txt"].startswith("40 label rows but the video has 20 frames")
     assert "line 2: not a number: '0.1,high'" in errors["val1.txt"]
     assert "collides with" in errors["test1.mp4"] and "extra/test1.avi" in errors["test1.mp4"]
@@ -194,7 +194,7 @@ def test_crops_the_visual_stage_cannot_read_are_warned(tmp_path, rename):
 def test_empty_root_and_missing_root(tmp_path):
     (tmp_path / "empty").mkdir()
     assert [p.message for p in scan(tmp_path / "empty", DataParams(), progress=False).errors] == [
-        "no video files (.mp4/.avi) found"]
+        "no video files (.mp4/.mkv/.avi/.mov/.webm/... any video container) found"]
     missing = scan(tmp_path / "missing", DataParams(), progress=False)
     assert "not a directory" in missing.errors[0].message
 

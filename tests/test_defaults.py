@@ -1,15 +1,16 @@
 """One source of defaults, and exactly which keys each preset changes.
 
 The model: the section dataclasses' defaults (pipeline/core/params.py) are the paper's method and
-recipe — window, stride and TCNs, the optimiser, warm-up, epochs, 6 folds, Vosk ASR — running on the
-components that ship with the package and the built-in demo data (no downloaded weights).
-``conf/dataset/affwild2.yaml`` (the paper on Aff-Wild2) changes where the data and the pretrained
-models are, and switches on the authors' training system (backbones fine-tuned in the loop, their
-warm-up, per-epoch best reload, early stop 50, their folds, VGGish without its final ReLU), which
-needs those weights and stays opt-in; ``conf/dataset/demo.yaml`` changes only the recipe for the
-small demo (and takes the demo's own transcripts instead of ASR). ``params.yaml`` is the defaults
-plus the demo preset, with every key written out (DVC tracks params.yaml). A default that drifts, or
-a preset that starts changing another key, fails here until the lists below say so.
+recipe — window, stride and TCNs, the optimiser, warm-up, epochs, 6 folds, Vosk ASR — running on
+the components that ship with the package and the built-in demo data (no downloaded weights).
+``conf/dataset/affwild2.yaml`` (the paper on Aff-Wild2) changes where the data and the
+pretrained models are, and switches on the authors' training system (backbones fine-tuned in the
+loop, their warm-up, per-epoch best reload, early stop 50, their folds, VGGish without its final
+ReLU), which needs those weights and stays opt-in; ``conf/dataset/demo.yaml`` changes only the
+recipe for the small demo (and its ASR: Whisper tiny.en offline instead of Vosk). ``params.yaml``
+is the defaults plus the demo preset, with every key written out (DVC tracks params.yaml). A
+default that drifts, or a preset that starts changing another key, fails here until the lists
+below say so.
 """
 
 from __future__ import annotations

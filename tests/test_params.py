@@ -58,7 +58,7 @@ def test_bad_files_name_the_file(tmp_path):
     ({"visual": {"detect_smooth": 0.0}}, ["visual.detect_smooth"]),
     ({"visual": {"detect_hold": -1}}, ["visual.detect_hold"]),
     ({"audio": {"batch_size": 0}}, ["audio.batch_size"]),
-    ({"asr": {"engine": "whisper"}}, ["asr.engine", "whisper"]),
+    ({"asr": {"engine": "kaldi"}}, ["asr.engine", "kaldi"]),
     ({"text": {"gap": "fill"}}, ["text.gap", "fill"]),
     ({"train": {"device": "gpu 0"}}, ["train.device", "torch device"]),
 ])

@@ -138,13 +138,13 @@ def test_stage_help_and_bad_params(project, tmp_path, capsys):
         transcribe.main(["--help"])
     assert e.value.code == 0 and "Word timestamps" in capsys.readouterr().out
     bad = yaml.safe_load(Path(project["args"][1]).read_text())
-    bad["asr"]["engine"] = "whisper"
+    bad["asr"]["engine"] = "kaldi"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(bad))
     assert transcribe.main(["--params", str(tmp_path / "p.yaml"), *project["args"][2:]]) == 2
 
 
 @pytest.mark.parametrize("raw,needle", [
-    ({"asr": {"engine": "whisper"}}, "asr.engine"),
+    ({"asr": {"engine": "kaldi"}}, "asr.engine"),
     ({"asr": {"chunk_seconds": 0}}, "asr.chunk_seconds"),
     ({"punctuation": {"chunk_words": 5}}, "punctuation.chunk_words"),
     ({"text": {"gap": "nearest"}}, "text.gap"),

@@ -62,7 +62,8 @@ def test_every_layout_problem_is_named(root, tmp_path, capsys):
 def test_empty_dataset_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert validate_stage.main(["--params", str(params_file(tmp_path, tmp_path / "empty"))]) == 1
-    assert "no video files (.mp4/.avi) found" in capsys.readouterr().out
+    assert "no video files (.mp4/.mkv/.avi/.mov/.webm/... any video container) found" in \
+        capsys.readouterr().out
 
 
 def test_root_override_and_bad_params(root, tmp_path, capsys):

@@ -88,7 +88,7 @@ def write_cache(path: str | Path, arrays: Mapping[str, np.ndarray], key: CacheKe
     """
     path = Path(path)
     meta = key.meta()
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             for name in sorted(arrays):
                 arr = arrays[name]

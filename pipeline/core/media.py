@@ -174,7 +174,7 @@ def probe(path: str | Path, count: str = "auto") -> VideoInfo:
 def write_silence(dst: str | Path, duration: float, sample_rate: int = SAMPLE_RATE) -> Path:
     """Atomically write ``duration`` seconds of 16-bit mono silence as a wav file."""
     n = int(round(duration * sample_rate))
-    with atomic_path(dst, suffix=".wav") as tmp:
+    with atomic_path(dst) as tmp:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(SAMPLE_WIDTH)
@@ -198,7 +198,7 @@ def extract_wav(src: str | Path, dst: str | Path, sample_rate: int = SAMPLE_RATE
     if not info.has_audio:
         log.warning("%s: no audio stream; writing %.2f s of silence to %s", src, info.duration, dst)
         return write_silence(dst, info.duration, sample_rate)
-    with atomic_path(dst, suffix=".wav") as tmp:
+    with atomic_path(dst) as tmp:
         stream = ffmpeg.input(str(src))["a:0"].output(
             str(tmp), format="wav", acodec="pcm_s16le", ac=1, ar=sample_rate,
             af=ALIGN_AUDIO, map_metadata=-1, fflags="+bitexact", **{"flags:a": "+bitexact"})

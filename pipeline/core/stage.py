@@ -19,10 +19,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.core import layout
+from pipeline.core.atomic import clean_stale
 from pipeline.core.manifest import VideoEntry, read_shard
 from pipeline.core.params import DEFAULT_PARAMS, Params, load_params
 
 log = logging.getLogger("rjcma")
+FAILURES_FILE = "failures.tsv"  # in a per-shard output folder: the videos that failed, and why
 OUR_LOGGERS = ("rjcma", "pipeline", "stages", "fusion")  # module loggers of this project
 
 
@@ -92,14 +94,32 @@ def exit_code(summary: Summary, params: Params) -> int:
     return 1 if summary.failed and not params.data.allow_failures else 0
 
 
+def write_failures(out_dir: Path, summary: Summary) -> None:
+    """``<out_dir>/failures.tsv`` listing the failed videos (``video_id<TAB>error``), or no such
+    file when none failed. The folder itself always exists afterwards (DVC needs every output)."""
+    from pipeline.core.atomic import write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / FAILURES_FILE
+    if not summary.failed:
+        path.unlink(missing_ok=True)
+        return
+    rows = [f"{vid}\t{' '.join(msg.split())}" for vid, msg in sorted(summary.failed.items())]
+    write_text(path, "video_id\terror\n" + "\n".join(rows) + "\n")
+
+
 def shard_stage_main(name: str, description: str,
                      make_process: Callable[[Params, int, Path], Callable[[VideoEntry], str]],
-                     argv: Sequence[str] | None = None) -> int:
+                     argv: Sequence[str] | None = None,
+                     output: Callable[[int, Path], Path] | None = None) -> int:
     """Entry point shared by the per-shard stages.
 
     ``make_process(params, shard, data_dir)`` returns the per-video function (it may load models
     once). Errors before the loop (bad params, missing manifest, missing model) are one clear line
-    and exit code 2.
+    and exit code 2. ``output(shard, data_dir)``: the stage's output folder, cleared of the
+    temporaries a crash left before the loop; with ``data.allow_failures`` it is created even when
+    every video failed, with the failure list (:func:`write_failures`), so DVC runs the stages
+    after it for the videos that succeeded.
     """
     args = stage_parser(f"python -m stages.{name}", description).parse_args(argv)
     setup_logging(args.verbose)
@@ -107,10 +127,14 @@ def shard_stage_main(name: str, description: str,
         params = load_params(args.params)
         data = Path(args.data)
         entries = read_shard(args.shard, data)
+        if output is not None:
+            clean_stale(output(args.shard, data))
         process = make_process(params, args.shard, data)
     except Exception as e:
         log.error("%s: %s", name, e)
         log.debug("traceback", exc_info=True)
         return 2
     summary = run_videos(f"{name}[{args.shard}]", entries, process)
+    if output is not None and (params.data.allow_failures or not summary.failed):
+        write_failures(output(args.shard, data), summary)
     return exit_code(summary, params)

@@ -121,7 +121,7 @@ def write_labels(path: str | Path, labels: Mapping[str, Mapping[str, np.ndarray]
     Identical input gives byte-identical files (no timestamps, fixed order).
     """
     path = Path(path)
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as f:
             f.attrs["targets"] = ",".join(TARGETS)
             f.attrs["unlabeled"] = "NaN (annotation value -5)"

@@ -3,7 +3,9 @@
 Two layouts (``data.layout``; ``auto`` picks ``affwild2`` when the root has ``annotations/`` or
 ``cropped_aligned/``, else ``folder``):
 
-- ``affwild2``: videos (``.mp4``/``.avi``) anywhere under the root (e.g. ``videos/``);
+- ``affwild2``: videos (any container ffmpeg reads: ``.mp4``, ``.avi``, ``.mkv``, ``.mov``, ``.webm``,
+  ``.m4v``, ``.mpg`` …, :data:`VIDEO_EXTENSIONS`; any other unknown file is skipped with a warning
+  naming it) anywhere under the root (e.g. ``videos/``);
   ``cropped_aligned/<id>/00001.jpg …`` (1-based frame numbers, a missing file = no face);
   ``annotations/<...>/Train_Set/<id>.txt`` and ``…/Validation_Set/<id>.txt`` (header
   ``valence,arousal``, one row per frame, −5 = unlabeled; folders named ``AU_*``/``EXPR_*`` — the
@@ -39,7 +41,16 @@ from pipeline.core.media import MediaError, VideoInfo, probe
 from pipeline.core.params import LAYOUTS, DataParams
 from pipeline.dataset.labels import LabelError, Labels, fit_length, parse_annotation
 
-VIDEO_EXTENSIONS = (".mp4", ".avi")
+# containers ffmpeg reads with a video stream (lower case; a file's extension is compared lower-cased)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                    ".3gp", ".ogv", ".ts", ".mts", ".m2ts", ".vob", ".mxf", ".qt")
+# files that are clearly not videos (labels, crops, transcripts, audio, notes): skipped silently;
+# any other file is skipped with a warning naming it (a video in a container not listed above?)
+NOT_VIDEO_EXTENSIONS = (".txt", ".csv", ".json", ".jsonl", ".tsv", ".xml", ".yaml", ".yml", ".md", ".rst",
+                        ".pdf", ".html", ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff",
+                        ".webp", ".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus", ".h5",
+                        ".npy", ".npz", ".pkl", ".pt", ".pth", ".zip", ".tar", ".gz", ".dvc", ".py",
+                        ".sh", ".log", ".srt", ".vtt", ".lock", "")
 PERSON_SUFFIXES = ("_left", "_right")
 CROPS_DIR = "cropped_aligned"
 ANNOTATIONS_DIR = "annotations"
@@ -134,10 +145,16 @@ def find_videos(root: Path, skip: tuple[str, ...] = ()) -> tuple[dict[str, Path]
     are left out, since either could be the one the labels mean.
     """
     by_stem: dict[str, list[Path]] = defaultdict(list)
+    problems = []
     for p in _files(root, skip):
-        if p.suffix.lower() in VIDEO_EXTENSIONS:
+        ext = p.suffix.lower()
+        if ext in VIDEO_EXTENSIONS:
             by_stem[p.stem].append(p)
-    videos, problems = {}, []
+        elif ext not in NOT_VIDEO_EXTENSIONS:
+            problems.append(Problem(_posix(p), f"skipped: {ext} is not a known video container "
+                                    f"({' '.join(VIDEO_EXTENSIONS)}); convert or rename it if it "
+                                    "is a video", "warning"))
+    videos = {}
     for stem, paths in sorted(by_stem.items()):
         if len(paths) > 1:
             for p in paths:
@@ -206,8 +223,9 @@ def plan(root: str | Path, layout: str = "auto",
     layout = detect_layout(root, layout)
     skip = (CROPS_DIR, ANNOTATIONS_DIR, transcripts_dir) if layout == "affwild2" else (transcripts_dir,)
     videos, problems = find_videos(root, skip)
-    if not videos and not problems:
-        problems.append(Problem(_posix(root), f"no video files ({'/'.join(VIDEO_EXTENSIONS)}) found"))
+    if not videos and not any(p.level == "error" for p in problems):
+        problems.append(Problem(_posix(root), "no video files "
+                                "(.mp4/.mkv/.avi/.mov/.webm/... any video container) found"))
     planned: list[Planned] = []
 
     def add(vid: str, stem: str, partition: str = "test", label: Path | None = None) -> None:
@@ -229,8 +247,8 @@ def plan(root: str | Path, layout: str = "auto",
             stem = vid if vid in videos else _person_source(vid)
             if stem not in videos:
                 problems.append(Problem(_posix(label), f"labels without a video: no {vid}"
-                                        f"{'/'.join(VIDEO_EXTENSIONS)}"
-                                        + (f" or {stem}.mp4/.avi" if stem and stem != vid else "")
+                                        ".mp4/.mkv/..."
+                                        + (f" or {stem}.mp4/.mkv/..." if stem and stem != vid else "")
                                         + " under the dataset root"))
                 continue
             add(vid, stem, partition, label)

@@ -1,4 +1,12 @@
-"""Word timestamps from speech with Vosk (the paper's ASR).
+"""Word timestamps from speech: the ASR engines behind one interface, and Vosk (the paper's ASR).
+
+:func:`load_recognizer` loads the engine ``asr.engine`` names — ``vosk`` (below) or ``whisper``
+(faster-whisper, pipeline/text/whisper.py: English offline by default) — as a :class:`Recognizer`:
+words of a wav's samples, plus the source, settings and library versions every transcript records
+(the skip-if-current key). Both engines give the same :class:`~pipeline.text.transcripts.Word`
+format: lower-case words without punctuation, start/end seconds, a confidence.
+
+Vosk:
 
 The recognizer gets the audio in chunks of ``asr.chunk_seconds``; every utterance Vosk finalises
 on the way (``AcceptWaveform`` → ``Result()``) is kept and ``FinalResult()`` collects the rest at
@@ -23,12 +31,14 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.assets import ASSETS, Asset, missing
+from pipeline.core.params import AsrParams
 from pipeline.text.transcripts import Word
 
 log = logging.getLogger(__name__)
@@ -175,3 +185,45 @@ def transcribe(vosk_model: VoskModel, samples: np.ndarray, sample_rate: int,
         words.append(Word(text, start, end, float(w.get("conf", 1.0))))
     return tuple(sorted(words, key=lambda w: w.start))
 
+
+
+# --- one interface for the engines ------------------------------------------------------------
+
+RECOGNIZERS = ("vosk", "whisper")  # the asr.engine values that run speech recognition
+
+
+@dataclass
+class Recognizer:
+    """A loaded ASR engine: ``words(samples [n] float32, sample_rate)`` → words in time order, and
+    what each transcript it makes records (``source``, ``settings``, ``versions``)."""
+
+    engine: str
+    source: str  # engine:model
+    settings: dict  # what shapes the words
+    versions: dict  # library versions that shape the words
+    words: Callable[[np.ndarray, int], tuple[Word, ...]]
+
+
+def load_recognizer(asr: AsrParams, engine: str | None = None) -> Recognizer:
+    """Load the ASR engine ``engine`` (default ``asr.engine``) with its model from ``asr``.
+
+    A model that is not available raises :class:`~pipeline.core.assets.AssetError` naming what was
+    tried, where to get it and the param to set.
+    """
+    engine = engine or asr.engine
+    if engine == "vosk":
+        model = load_vosk(asr.model)
+        settings = {"engine": "vosk", "model": model.name, "chunk_seconds": asr.chunk_seconds,
+                    "dither_seed": DITHER_SEED}
+        return Recognizer("vosk", model.source, settings, {"vosk": vosk_version()},
+                          lambda x, sr: transcribe(model, x, sr, asr.chunk_seconds))
+    if engine == "whisper":
+        from pipeline.text import whisper
+
+        wm = whisper.load_whisper(asr.whisper_model, asr.device, asr.whisper_compute, asr.threads)
+        settings = {"engine": "whisper", "model": wm.name, "compute_type": wm.compute_type,
+                    "beam_size": asr.whisper_beam, "language": asr.whisper_language}
+        return Recognizer("whisper", wm.source, settings, whisper.versions(),
+                          lambda x, sr: whisper.transcribe(wm, x, sr, asr.whisper_language,
+                                                           asr.whisper_beam))
+    raise ValueError(f"asr engine {engine!r} does not recognize speech; expected one of {RECOGNIZERS}")

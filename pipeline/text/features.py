@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 EXTRACTOR = "bert-words v1"  # bump when the cache content for the same settings would change
 GAPS = TEXT_GAPS
+OFFLINE_ENGINE = "whisper"  # predict's ASR when the models were trained on given transcripts
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -115,7 +116,7 @@ def transcript_hash(transcript: Transcript) -> str:
 class TextChain:
     """The text chain in-process for one video at a time (``predict``): no DVC, no manifest.
 
-    Models load on first use: a given transcript never loads Vosk; ``punctuation.model: none``
+    Models load on first use: a given transcript never loads the ASR; ``punctuation.model: none``
     never loads the punctuation model.
     """
 
@@ -124,10 +125,12 @@ class TextChain:
 
     def _get(self, name: str):
         if name not in self._models:
-            if name == "asr":
-                from pipeline.text.asr import load_vosk
+            if name == "asr":  # the configured engine; given transcripts → the offline default
+                from pipeline.text.asr import RECOGNIZERS, load_recognizer
 
-                self._models[name] = load_vosk(self.params.asr.model)
+                asr = self.params.asr
+                engine = asr.engine if asr.engine in RECOGNIZERS else OFFLINE_ENGINE
+                self._models[name] = load_recognizer(asr, engine)
             elif name == "punctuation":
                 from pipeline.text.punctuation import load_punctuator
 
@@ -139,18 +142,17 @@ class TextChain:
 
     def transcript(self, video_id: str, wav: str | Path | None = None,
                    transcript_file: str | Path | None = None) -> Transcript:
-        """Words of one video: from ``transcript_file`` (JSON/CSV) when given, else Vosk on ``wav``;
+        """Words of one video: from ``transcript_file`` (JSON/CSV) when given, else ASR on ``wav``
+        (``asr.engine``; Whisper offline when the models were trained on given transcripts);
         then punctuation restoration per ``punctuation.model``."""
         if transcript_file:
             raw = read_user_transcript(transcript_file, video_id)
         elif wav is not None:
             from pipeline.core.media import read_wav
-            from pipeline.text.asr import transcribe
 
             asr = self._get("asr")
             samples, sr = read_wav(wav)
-            raw = Transcript(video_id, transcribe(asr, samples, sr, self.params.asr.chunk_seconds),
-                             asr.source)
+            raw = Transcript(video_id, asr.words(samples, sr), asr.source)
         else:
             raise ValueError(f"{video_id}: neither a wav file nor a transcript to take words from")
         punctuator = self._get("punctuation")
