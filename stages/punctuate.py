@@ -58,7 +58,8 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
-    return shard_stage_main("punctuate", __doc__.splitlines()[0], make_process, argv)
+    return shard_stage_main("punctuate", __doc__.splitlines()[0], make_process, argv,
+                            out_dir=layout.transcript_dir, chain="text")
 
 
 if __name__ == "__main__":

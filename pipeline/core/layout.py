@@ -57,16 +57,33 @@ def folds_file(root: Path = DATA) -> Path:
     return manifest_dir(root) / "folds.json"
 
 
+def uses_file(chain: str, root: Path = DATA) -> Path:
+    """``data/uses/<chain>.json``: whether the configuration uses a chain (pipeline/core/uses.py)."""
+    return root / "uses" / f"{chain}.json"
+
+
+def wav_dir(shard: int, root: Path = DATA) -> Path:
+    return root / "interim" / "wav" / str(shard)
+
+
 def wav_path(shard: int, video_id: str, root: Path = DATA) -> Path:
-    return root / "interim" / "wav" / str(shard) / f"{video_id}.wav"
+    return wav_dir(shard, root) / f"{video_id}.wav"
+
+
+def asr_dir(shard: int, root: Path = DATA) -> Path:
+    return root / "interim" / "asr" / str(shard)
 
 
 def asr_path(shard: int, video_id: str, root: Path = DATA) -> Path:
-    return root / "interim" / "asr" / str(shard) / f"{video_id}.json"
+    return asr_dir(shard, root) / f"{video_id}.json"
+
+
+def transcript_dir(shard: int, root: Path = DATA) -> Path:
+    return root / "interim" / "transcripts" / str(shard)
 
 
 def transcript_path(shard: int, video_id: str, root: Path = DATA) -> Path:
-    return root / "interim" / "transcripts" / str(shard) / f"{video_id}.json"
+    return transcript_dir(shard, root) / f"{video_id}.json"
 
 
 def feature_dir(modality: str, root: Path = DATA) -> Path:
@@ -76,8 +93,12 @@ def feature_dir(modality: str, root: Path = DATA) -> Path:
     return root / "features" / modality
 
 
+def feature_shard_dir(modality: str, shard: int, root: Path = DATA) -> Path:
+    return feature_dir(modality, root) / str(shard)
+
+
 def feature_path(modality: str, shard: int, video_id: str, root: Path = DATA) -> Path:
-    return feature_dir(modality, root) / str(shard) / f"{video_id}.h5"
+    return feature_shard_dir(modality, shard, root) / f"{video_id}.h5"
 
 
 def train_dir(fold: int, target: str, root: Path = RESULTS) -> Path:
