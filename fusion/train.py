@@ -10,6 +10,10 @@ all validation frames concatenated after stitching (the challenge protocol), ave
 One target per model by default (the paper trains valence and arousal separately); with
 ``train.joint`` one model has an output per target. On CUDA the forward pass runs under float16
 autocast with a GradScaler (``train.amp``); on CPU a fixed ``train.seed`` repeats a run exactly.
+
+A non-finite training loss or validation prediction stops the run (fusion/diverge.py names the first
+non-finite input, parameter or module); the best epoch so far is kept, or :class:`Diverged` is
+raised when there was none.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tqdm import tqdm
 from fusion.attention import canonical
 from fusion.ccc import ccc_loss
 from fusion.data import Normalizer, Video, WindowDataset, feature_dims, make_loader
+from fusion.diverge import Diverged, first_nonfinite, first_nonfinite_video
 from fusion.evaluate import amp_dtype, autocast, input_pad, partition_metrics, predict_videos
 from fusion.model import RJCMA
 from fusion.unfreeze import Phases
@@ -49,7 +54,7 @@ class TrainResult:
     best_epoch: int  # 1-based
     val_metrics: dict  # fusion.evaluate.partition_metrics of the best epoch
     val_preds: dict[str, np.ndarray]  # video id -> [T, n_targets] of the best epoch
-    stopped: str  # why training ended: "epochs" | "early stop" | "all groups released"
+    stopped: str  # why training ended: "epochs" | "early stop" | "all groups released" | "non-finite ..."
 
 
 def run_targets(train: TrainParams, target: str) -> tuple[str, ...]:
@@ -185,7 +190,7 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
     best_score, best_epoch, best_state = -math.inf, 0, _state_copy(model)
     best_metrics: dict = {}
     best_preds: dict[str, np.ndarray] = {}
-    stopped, since_best = "epochs", 0
+    stopped, since_best, diverged = "epochs", 0, ""
     for epoch in range(1, train.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -202,6 +207,11 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             with autocast(device, use_amp):
                 pred = model(inputs)  # [B, K, C]
             loss = ccc_loss(pred.float(), target)
+            if not torch.isfinite(loss):
+                ids = [loader.dataset.videos[v].id for v in batch["video"].tolist()]
+                diverged = (f"non-finite loss at epoch {epoch}, batch {i + 1}: "
+                            f"{first_nonfinite(model, inputs, ids, use_amp)}")
+                break
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -209,8 +219,15 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             total += loss.item() * len(target)
             count += len(target)
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+        if diverged:
+            break
         preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size, use_amp,
                                num_workers=train.num_workers)
+        bad = next((v for v in val_videos if not np.isfinite(preds[v.id]).all()), None)
+        if bad is not None:
+            diverged = (f"non-finite prediction for validation video {bad.id} after epoch {epoch}: "
+                        f"{first_nonfinite_video(model, bad, fusion.window, use_amp)}")
+            break
         metrics = partition_metrics(val_videos, preds, targets)
         score = metrics["ccc_mean"]
         improved = not math.isnan(score) and score > best_score
@@ -247,6 +264,11 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             stopped = "early stop"
             log.info("early stop: no validation improvement for %d epochs", since_best)
             break
+    if diverged:
+        if best_epoch == 0:
+            raise Diverged(f"{diverged}; no usable epoch before it")
+        stopped = diverged
+        log.warning("stopped early: %s; keeping epoch %d", diverged, best_epoch)
     if best_epoch == 0:  # validation CCC was never defined: keep the last epoch
         best_epoch, best_state = len(history), _state_copy(model)
         best_preds = predict_videos(model, val_videos, fusion.window, fusion.stride, train.batch_size,

@@ -184,6 +184,8 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
         if "audio" in modalities:
             extractor = models.audio()
             arrays, attrs = audio_features_for(wav, info.fps, info.n_frames, params.audio, extractor)
+            if wav is not None and attrs["audio_status"] != "ok":
+                notes.append("audio: silent (features of silence)")
             if "audio" in models.backbones:
                 feats["audio"] = MemoryCache({"logmel": arrays["logmel"]},
                                              {**attrs, "modality": "audio", "fps": info.fps,

@@ -4,7 +4,8 @@ Writes ``data/interim/wav/<shard>/<id>.wav`` (ffmpeg, metadata stripped, bitexac
 identical bytes) and a small sidecar ``<id>.wav.json`` recording the source's content hash, the
 sample rate and the wav's size. A rerun skips a video whose sidecar matches (cheap: no decoding,
 no hashing of the wav). A video without an audio track gets a wav of silence of its duration
-(and a warning). The two people of a two-person video (``x_left``/``x_right``) share one source:
+(counted as ``no audio track``: one summary line, the ids in the shard's ``conditions.json``).
+The two people of a two-person video (``x_left``/``x_right``) share one source:
 the second one's wav is a copy of the first's when both are in this shard, else it is extracted
 again (same bytes).
 """
@@ -22,8 +23,10 @@ from pipeline.core.atomic import atomic_path, write_json
 from pipeline.core.manifest import VideoEntry, read_shard
 from pipeline.core.media import VideoInfo, extract_wav
 from pipeline.core.params import Params
+from pipeline.core.stage import Outcome
 
 EXTRACTOR = "ffmpeg pcm_s16le mono bitexact aligned v2"  # bump when the wav's content would change
+NO_AUDIO = "no audio track"  # the condition of a video written as silence
 
 
 def sidecar_path(wav: Path) -> Path:
@@ -46,17 +49,18 @@ def is_current(wav: Path, meta: dict) -> bool:
         return False
 
 
-def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
+def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], Outcome]:
     sample_rate = params.audio.sample_rate
     by_source: dict[str, list[VideoEntry]] = {}
     for e in read_shard(shard, data):
         by_source.setdefault(e.source, []).append(e)
 
-    def process(entry: VideoEntry) -> str:
+    def process(entry: VideoEntry) -> Outcome:
         wav = layout.wav_path(shard, entry.id, data)
         meta = expected_meta(entry, sample_rate)
+        conditions = () if entry.has_audio else (NO_AUDIO,)
         if entry.content_hash and is_current(wav, meta):
-            return "skipped"
+            return Outcome("skipped", conditions)
         sibling = next((layout.wav_path(shard, s.id, data) for s in by_source.get(entry.source, [])
                         if s.id != entry.id and s.content_hash == entry.content_hash
                         and is_current(layout.wav_path(shard, s.id, data), meta)), None)
@@ -68,7 +72,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
                              has_audio=entry.has_audio, width=0, height=0)
             extract_wav(entry.source, wav, sample_rate, info=info)
         write_json(sidecar_path(wav), {**meta, "wav_bytes": wav.stat().st_size})
-        return "done"
+        return Outcome("done", conditions)
 
     return process
 
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("extract_audio", __doc__.splitlines()[0], make_process, argv,
-                            output=layout.wav_dir)
+                            out_dir=layout.wav_dir, chain="wav")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,18 @@ def problems_file(data: Path) -> Path:
     return layout.manifest_dir(data) / "problems.json"
 
 
+def log_problems(problems: Sequence[Problem], listed_in: Path, verbose: bool = False) -> None:
+    """One line per error; a warning shared by several files (e.g. ``no audio track``) once, with
+    its count (every file with ``-v``, and all of them in ``problems.json``)."""
+    shared = Counter(p.message for p in problems if p.level == "warning")
+    for p in problems:
+        if p.level == "error" or verbose or shared[p.message] == 1:
+            (log.error if p.level == "error" else log.warning)("%s: %s", p.path, p.message)
+    for message, n in sorted(shared.items()):
+        if n > 1 and not verbose:
+            log.warning("%d files: %s (listed in %s)", n, message, listed_in)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = stage_parser("python -m stages.manifest", __doc__.splitlines()[0], shard=False).parse_args(argv)
     setup_logging(args.verbose)
@@ -47,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FoldsError as e:
         result.problems.append(Problem(params.data.root, str(e)))
         folds = None
-    for p in result.problems:
-        (log.error if p.level == "error" else log.warning)("%s: %s", p.path, p.message)
+    log_problems(result.problems, problems_file(data), args.verbose)
     write_shards(result.entries, params.data.shards, data)
     write_labels(layout.labels_file(data), result.labels)
     write_json(problems_file(data), [p.to_dict() for p in result.problems])

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("punctuate", __doc__.splitlines()[0], make_process, argv,
-                            output=layout.transcript_dir)
+                            out_dir=layout.transcript_dir, chain="text")
 
 
 if __name__ == "__main__":

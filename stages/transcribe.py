@@ -7,7 +7,8 @@
 ``<data.root>/<asr.transcripts_dir>/<id>.json`` or ``.csv`` (the manifest's ``transcript_file``).
 Either way it writes
 ``data/interim/asr/<shard>/<id>.json`` (words with start/end seconds and confidence; format in
-docs/text.md). Silence or music gives an empty transcript, not a failure. A video whose output
+docs/text.md). Silence or music gives an empty transcript, not a failure (counted as ``no words``:
+one summary line, the ids in the shard's ``conditions.json``). A video whose output
 records the same settings and input hash is skipped; the two people of a two-person video
 (``x_left``/``x_right``, one wav) are decoded once.
 """
@@ -22,10 +23,13 @@ from pathlib import Path
 from pipeline.core import layout
 from pipeline.core.manifest import VideoEntry, file_hash
 from pipeline.core.params import Params
+from pipeline.core.stage import Outcome
 from pipeline.text.transcripts import (
+    NO_WORDS,
     Transcript,
     find_user_transcript,
     is_current,
+    read_transcript,
     read_user_transcript,
     write_transcript,
 )
@@ -33,7 +37,7 @@ from pipeline.text.transcripts import (
 log = logging.getLogger("rjcma.transcribe")
 
 
-def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], str]:
+def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry], Outcome]:
     asr = params.asr
     if asr.engine == "transcripts":
         recognizer = None
@@ -47,7 +51,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
 
     decoded: dict[str, tuple] = {}  # wav hash → words: the two people of one video share a wav
 
-    def process(entry: VideoEntry) -> str:
+    def process(entry: VideoEntry) -> Outcome:
         out = layout.asr_path(shard, entry.id, data)
         if asr.engine == "transcripts":
             src = find_user_transcript(entry.id, entry.source_id, entry.transcript_file,
@@ -59,7 +63,7 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
                                         f"`python -m stages.extract_audio --shard {shard}` first")
         key = dict(settings=settings, input_hash=file_hash(src), versions=versions)
         if is_current(out, **key):
-            return "skipped"
+            return Outcome("skipped", () if read_transcript(out).words else NO_WORDS)
         if asr.engine == "transcripts":
             transcript = read_user_transcript(src, entry.id)
         else:
@@ -68,9 +72,9 @@ def make_process(params: Params, shard: int, data: Path) -> Callable[[VideoEntry
                 decoded[key["input_hash"]] = recognizer.words(samples, sr)
             transcript = Transcript(entry.id, decoded[key["input_hash"]], recognizer.source)
         if not transcript.words:
-            log.warning("%s: no words (silence or music?); the text features will be zeros", entry.id)
+            log.debug("%s: no words (silence or music?); the text features will be zeros", entry.id)
         write_transcript(out, transcript, **key)
-        return "done"
+        return Outcome("done", () if transcript.words else NO_WORDS)
 
     return process
 
@@ -79,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.stage import shard_stage_main
 
     return shard_stage_main("transcribe", __doc__.splitlines()[0], make_process, argv,
-                            output=layout.asr_dir)
+                            out_dir=layout.asr_dir, chain="text")
 
 
 if __name__ == "__main__":

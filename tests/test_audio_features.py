@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 import urllib.error
 from pathlib import Path
@@ -103,10 +105,11 @@ def _features(x, fps=10.0, n_frames=20, params: AudioParams | None = None):
                                  "test")
 
 
-def test_silent_and_missing_audio_are_defined_with_a_warning(caplog):
-    arrays, attrs = _features(np.zeros(SR * 2, np.float32))
-    assert attrs["audio_status"] == "silent" and np.all(np.isfinite(arrays["logmel_mean"]))
-    arrays, attrs = audio_features_for(None, 10.0, 20, AudioParams())
+def test_silent_and_missing_audio_are_defined_and_marked(caplog):
+    with caplog.at_level(logging.DEBUG, logger="pipeline"):  # per-video lines are debug (-v)
+        arrays, attrs = _features(np.zeros(SR * 2, np.float32))
+        assert attrs["audio_status"] == "silent" and np.all(np.isfinite(arrays["logmel_mean"]))
+        arrays, attrs = audio_features_for(None, 10.0, 20, AudioParams())
     assert attrs["audio_status"] == "none"
     assert arrays["logmel_mean"].shape == (20, 64)
     np.testing.assert_allclose(arrays["logmel_mean"], SILENCE, atol=1e-6)
@@ -201,6 +204,9 @@ def test_stage_writes_caches_skips_current_and_is_byte_identical(tmp_path, caplo
     assert "nowav" in caplog.text and "nowav.wav" in caplog.text and "extract_audio" in caplog.text
     out = {vid: layout.feature_path("audio", 0, vid, data) for vid in videos}
     assert out["tone"].is_file() and out["mute"].is_file() and not out["nowav"].exists()
+    # the silent video: one summary line, its id in the shard's conditions.json
+    assert "audio_features[0]: silent audio: 1 video(s), listed in" in caplog.text
+    assert json.loads((out["tone"].parent / "conditions.json").read_text()) == {"silent audio": ["mute"]}
 
     attrs = read_attrs(out["tone"])
     assert attrs["modality"] == "audio" and attrs["n_frames"] == 30 and attrs["fps"] == 10.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pipeline.core.manifest import read_manifest, read_shard, shard_of
 from pipeline.core.params import DataParams
 from pipeline.dataset import scan as dataset
 from pipeline.dataset.labels import read_labels
-from pipeline.dataset.scan import check_crops, plan, scan
+from pipeline.dataset.scan import Problem, check_crops, plan, scan
 from pipeline.visual import faces
 from pipeline.visual.faces import _crop_items
 from stages import manifest as manifest_stage
@@ -269,3 +270,21 @@ def test_edited_crops_and_transcripts_change_the_entry(tmp_path):
     assert after["train1"].transcript_hash != before["train1"].transcript_hash
     assert after["duo_left"].crops_hash != before["duo_left"].crops_hash
     assert after["duo_right"] == before["duo_right"] and after["val1"] == before["val1"]
+
+
+def test_manifest_logs_a_warning_shared_by_many_files_once(caplog, tmp_path):
+    problems = [Problem(f"v{i}.mp4", "no audio track: audio features will be silence", "warning")
+                for i in range(3)]
+    problems += [Problem("a.txt", "5 label rows for 4 video frames", "warning"),
+                 Problem("b.mp4", "not a readable video"), Problem("c.mp4", "not a readable video")]
+    listed = tmp_path / "problems.json"
+    with caplog.at_level(logging.INFO, logger="rjcma"):
+        manifest_stage.log_problems(problems, listed)
+    assert [r.getMessage() for r in caplog.records] == [
+        "a.txt: 5 label rows for 4 video frames", "b.mp4: not a readable video",
+        "c.mp4: not a readable video",  # errors: always one line each
+        f"3 files: no audio track: audio features will be silence (listed in {listed})"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rjcma"):
+        manifest_stage.log_problems(problems, listed, verbose=True)
+    assert len(caplog.records) == 6

@@ -10,7 +10,10 @@ DVC_GLOBAL_CONFIG_DIR, DVC_SYSTEM_CONFIG_DIR). Checked, in order:
 3. a local-directory remote: ``dvc push --run-cache`` from this clone, then in a fresh ``git clone``
    ``dvc repro --pull`` recomputes nothing and restores the same metrics;
 4. ``dvc exp run -S fusion.recursions=1`` (through the Hydra composition) re-runs only train and
-   report, and ``dvc exp show`` lists the experiment's metrics.
+   report, and ``dvc exp show`` lists the experiment's metrics;
+5. a ``[text]`` experiment extracts no audio or visual features (their stages write only
+   ``unused.json``; the text features are not recomputed), and switching the modalities back on brings
+   the caches back (here from the run-cache, since that configuration ran in step 4).
 
 The fast checks at the end verify the presets: composing conf/ gives params.yaml exactly, and both
 preset files set the same keys (so switching presets back and forth is exact).
@@ -146,7 +149,7 @@ def test_repro_noop_team_cache_and_experiment(tmp_path):
     env = dvc_env(tmp_path)
     repo = tmp_path / "alice"
     make_repo(repo, env)
-    all_stages = {"manifest", "train@0-valence", "train@0-arousal", "report"} | {
+    all_stages = {"uses", "manifest", "train@0-valence", "train@0-arousal", "report"} | {
         f"{s}@{k}" for s in ("extract_audio", "transcribe", "punctuate", "text_features",
                              "audio_features", "visual_features") for k in (0, 1)}
 
@@ -183,6 +186,25 @@ def test_repro_noop_team_cache_and_experiment(tmp_path):
     shown = json.loads(dvc("exp", "show", "--json", cwd=repo, env=env))
     text = json.dumps(shown)
     assert "ccc" in text and '"recursions": 1' in text
+
+    # 5. a text-only run pays for text only; switching back on restores the other modalities
+    unused = {"extract_audio": "interim/wav", "audio_features": "features/audio",
+              "visual_features": "features/visual"}
+    out = dvc("exp", "run", "-S", "fusion.modalities=[text]", cwd=repo, env=env)
+    # transcribe (asr.engine: transcripts) re-converts the user's transcripts since its wav folder
+    # changed; its output is the same, so punctuate and text_features do not re-run
+    assert stages_run(out) == {"uses", "train@0-valence", "train@0-arousal", "report"} | {
+        f"{s}@{k}" for s in (*unused, "transcribe") for k in (0, 1)}, out
+    assert out.count("nothing to extract") == 6, out
+    for folder in unused.values():
+        files = sorted(p.relative_to(repo / "data" / folder).as_posix()
+                       for p in (repo / "data" / folder).rglob("*") if p.is_file())
+        assert files == ["0/unused.json", "1/unused.json"], (folder, files)
+    assert list((repo / "data" / "features" / "text").rglob("*.h5"))
+    out = dvc("exp", "run", "-S", "fusion.modalities=[audio,visual,text]", cwd=repo, env=env)
+    assert stages_run(out) == set(), out  # every stage of that configuration is in the run-cache
+    for modality in ("audio", "visual"):
+        assert len(list((repo / "data" / "features" / modality).rglob("*.h5"))) == 6
 
 
 def test_presets_set_the_same_keys():

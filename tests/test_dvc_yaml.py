@@ -96,7 +96,11 @@ def test_shard_stages_read_only_their_shard_list():
         assert "--shard ${item.shard}" in stage["cmd"], name
         data_deps = [d for d in stage["deps"] if not d.endswith(".py")]
         assert "data/manifest/shards/${item.shard}.json" in data_deps, name
-        for dep in data_deps:  # never a whole manifest or another shard's folder
+        # its chain's usage verdict (pipeline/core/uses.py): one file, never the params behind it
+        uses = [d for d in data_deps if d.startswith("data/uses/")]
+        assert len(uses) == 1 and re.fullmatch(r"data/uses/(wav|audio|visual|text)\.json", uses[0]), name
+        assert not {"fusion", "fusion.modalities"} & set(stage.get("params", [])), name
+        for dep in set(data_deps) - set(uses):  # never a whole manifest or another shard's folder
             assert dep.endswith("${item.shard}") or dep.endswith("${item.shard}.json"), (name, dep)
         for out in stage["outs"]:
             assert out.endswith("/${item.shard}"), (name, out)

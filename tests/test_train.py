@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from fusion.checkpoint import load_checkpoint, save_checkpoint
 from fusion.data import ArrayVideo, open_videos
+from fusion.diverge import Diverged
 from fusion.evaluate import partition_metrics, predict_video, predict_videos
 from fusion.lr import Plateau, warmup_lr
 from fusion.train import run_targets, train_model
@@ -217,3 +219,101 @@ def test_nan_free_metrics_for_constant_labels(videos):
                                targets=("valence",))
     m = partition_metrics([v], {v.id: np.zeros((v.n_frames, 1), np.float32)}, ("valence",))
     assert math.isnan(m["ccc"]["valence"]) and math.isnan(m["ccc_mean"])
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """``poison(epoch, name)``: after ``epoch`` epochs, write NaN into the trainer model's parameter
+    or buffer ``name`` (the model is caught as the trainer builds it; the NaN goes in via on_epoch)."""
+    import fusion.train as trainer
+
+    built, real = [], trainer.RJCMA
+
+    def spy(*args):
+        built.append(real(*args))
+        return built[-1]
+
+    monkeypatch.setattr(trainer, "RJCMA", spy)
+
+    def after(epoch, name):
+        def on_epoch(rows):
+            if len(rows) == epoch:
+                tensors = dict(built[-1].named_parameters()) | dict(built[-1].named_buffers())
+                with torch.no_grad():
+                    tensors[name].view(-1)[0] = float("nan")
+        return on_epoch
+    return after
+
+
+WEIGHT_V = "tcn.audio.network.0.conv1.parametrizations.weight.original1"
+
+
+def test_nan_in_a_parameter_mid_run_keeps_the_best_epoch_and_names_it(videos, poison):
+    train, val = videos
+    cfg = dataclasses.replace(TINY_TRAIN, epochs=6)
+    result = train_model(TINY_FUSION, cfg, train, val, ("valence",), on_epoch=poison(2, WEIGHT_V))
+    assert len(result.history) == 2 and result.best_epoch in (1, 2)
+    assert re.fullmatch(rf"non-finite loss at epoch 3, batch \d+: parameter {re.escape(WEIGHT_V)} \(audio\)",
+                        result.stopped), result.stopped
+    assert all(torch.isfinite(t).all() for t in result.model.state_dict().values())
+    again = partition_metrics(val, predict_videos(result.model, val, 16, 8, 4), ("valence",))
+    assert again["ccc_mean"] == pytest.approx(result.history[result.best_epoch - 1]["val_ccc"], abs=1e-6)
+
+
+def test_nan_in_validation_predictions_names_the_buffer(videos, poison):
+    train, val = videos
+    cfg = dataclasses.replace(TINY_TRAIN, epochs=6)
+    # training (batch statistics) stays finite; eval mode uses the poisoned running mean
+    result = train_model(TINY_FUSION, cfg, train, val, ("valence",),
+                         on_epoch=poison(1, "head.norm.running_mean"))
+    assert len(result.history) == 1 and result.best_epoch == 1
+    assert result.stopped == (f"non-finite prediction for validation video {val[0].id} after epoch 2: "
+                              "buffer head.norm.running_mean (shared)")
+
+
+def _with_nan(video, modality: str, frame: int) -> ArrayVideo:
+    """``video`` in memory, with a NaN in its ``modality`` features at ``frame``."""
+    feats = video.features
+    feats[modality][frame, 0] = np.nan
+    return ArrayVideo.from_frames(feats, video.id, labels=video.labels, targets=video.targets)
+
+
+def test_nan_input_before_any_usable_epoch_is_an_error_naming_the_video(videos):
+    train, val = videos
+    bad = _with_nan(train[1], "visual", 3)
+    with pytest.raises(Diverged, match=rf"non-finite loss at epoch 1, batch \d+: input visual features "
+                                       rf"\(video {bad.id}\); no usable epoch"):
+        train_model(dataclasses.replace(TINY_FUSION, normalize=False), TINY_TRAIN,
+                    [train[0], bad, *train[2:]], val, ("valence",))
+
+
+def test_train_stage_keeps_the_best_epoch_of_a_diverged_run(data, tmp_path, poison, monkeypatch, caplog):
+    root, _ = data
+    params = _write_params(tmp_path / "params.yaml", epochs=5)
+    out = tmp_path / "results"
+    argv = ["--fold", "0", "--target", "valence", "--params", str(params), "--data", str(root),
+            "--out", str(out)]
+    real, nan_after_2 = train_stage.train_model, poison(2, WEIGHT_V)
+    monkeypatch.setattr(train_stage, "train_model", lambda *a, on_epoch, **kw: real(
+        *a, on_epoch=lambda rows: (on_epoch(rows), nan_after_2(rows)), **kw))
+    assert train_stage.main(argv) == 0
+    run = layout.train_dir(0, "valence", out)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stopped"].startswith("non-finite loss at epoch 3") and WEIGHT_V in metrics["stopped"]
+    assert metrics["epochs_run"] == 2 and len(json.loads((run / "curves.json").read_text())) == 2
+    model, _ = load_checkpoint(run / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+    assert "stopped early: non-finite loss at epoch 3" in caplog.text
+    # no usable epoch (NaN in every training video's features): exit 1, the culprit in the log, no results
+    caplog.clear()
+    load = train_stage.open_videos
+
+    def poisoned(ids, *args, desc, **kw):
+        videos = load(ids, *args, desc=desc, **kw)
+        return [_with_nan(v, "visual", 0) for v in videos] if desc == "open train" else videos
+
+    monkeypatch.setattr(train_stage, "open_videos", poisoned)
+    assert train_stage.main(argv[:3] + ["arousal"] + argv[4:]) == 1
+    assert re.search(r"train: non-finite loss at epoch 1, batch 1: (input visual features \(video .*\)|"
+                     r"buffer input_mean_visual \(visual\)); no usable epoch", caplog.text), caplog.text
+    assert [p.name for p in run.parent.iterdir()] == ["0-valence"]

@@ -80,3 +80,35 @@ def test_command_line_help():
     r = subprocess.run([sys.executable, "-m", "stages.validate", "--help"], cwd=ROOT,
                        capture_output=True, text=True, check=True)
     assert "--root" in r.stdout and "Exit status" in r.stdout
+
+
+def test_runs_outside_a_project_with_the_defaults(root, tmp_path, monkeypatch, capsys):
+    from rjcma import cli
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no params.yaml here
+    code = cli.main(["validate", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"params: built-in defaults (no params.yaml in {elsewhere})"
+    assert "6 usable videos (4 train, 1 validation, 1 test)" in out
+    # the defaults' data.folds (6) cannot be made from 3 labeled sources: an error, not a crash
+    assert code == 1 and "data.folds = 6" in out
+    # a params.yaml in the working directory is used and named
+    params_file(elsewhere, root)
+    assert cli.main(["validate"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "params: params.yaml"
+    # an explicit --params that does not exist stays an error
+    assert cli.main(["validate", "--params", "nope.yaml", "--root", str(root)]) == 2
+
+
+def test_an_annotation_without_labelled_rows_is_a_warning(root, tmp_path, capsys):
+    n = 20
+    write_annotation(root / "annotations" / "Train_Set" / "train1.txt", [float("nan")] * n,
+                     [float("nan")] * n)
+    assert validate_stage.main(["--params", str(params_file(tmp_path, root))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hits = [ln for ln in lines if "train1.txt" in ln]
+    assert hits == [f"warning: {root.as_posix()}/annotations/Train_Set/train1.txt: no labelled arousal "
+                    "or valence frame (every row is -5): the video adds nothing to training or "
+                    "validation of arousal or valence"]

@@ -19,7 +19,9 @@ Per-frame features (``frame_dataset`` attr names the one the trainer reads):
   0.96 s patch (computed with cumulative sums), so that a fresh machine runs end to end.
 
 Audio that is missing (no audio track) or silent gives defined features (the log-mel of digital
-silence) and a warning, never a crash.
+silence), never a crash: ``audio_status`` in the attrs says which (``none`` | ``silent``), the
+audio_features stage counts it (:data:`CONDITIONS`), and ``rjcma predict`` notes it; the per-video
+line is a debug message.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ PAD_SECONDS = 1.0  # the official pipeline edge-pads the audio by 1 s at the end
 BLOCK_ROWS = 6000  # log-mel rows computed at once (60 s): bounds memory on long videos
 SILENT_RMS = 1e-4  # audio with a lower RMS (full scale = 1) is reported as silent
 RUNTIME_KEYS = ("batch_size", "device", "threads")  # where/how fast VGGish runs, not what
+CONDITIONS = {"silent": ("silent audio",), "none": ("no audio",)}  # audio_status -> stage conditions
 
 
 def hop_samples(sample_rate: int) -> int:
@@ -172,10 +175,10 @@ def features_from_samples(samples: np.ndarray, sample_rate: int, fps: float, n_f
     status = "ok"
     if samples.size == 0:
         status = "none"
-        log.warning("%s: no audio samples; audio features are those of silence", name)
+        log.debug("%s: no audio samples; audio features are those of silence", name)
     elif float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < SILENT_RMS:
         status = "silent"
-        log.warning("%s: the audio is silent (RMS < %g)", name, SILENT_RMS)
+        log.debug("%s: the audio is silent (RMS < %g)", name, SILENT_RMS)
     if sample_rate < 2 * vggish_params.MEL_MAX_HZ:
         raise ValueError(f"{name}: sample rate {sample_rate} Hz is too low for the VGGish front end "
                          f"(mel bands reach {vggish_params.MEL_MAX_HZ} Hz); set audio.sample_rate "

@@ -57,6 +57,11 @@ def folds_file(root: Path = DATA) -> Path:
     return manifest_dir(root) / "folds.json"
 
 
+def uses_file(chain: str, root: Path = DATA) -> Path:
+    """``data/uses/<chain>.json``: whether the configuration uses a chain (pipeline/core/uses.py)."""
+    return root / "uses" / f"{chain}.json"
+
+
 def wav_dir(shard: int, root: Path = DATA) -> Path:
     return root / "interim" / "wav" / str(shard)
 

@@ -190,13 +190,14 @@ def extract_wav(src: str | Path, dst: str | Path, sample_rate: int = SAMPLE_RATE
     The wav's sample 0 is at time 0 of the video: an audio stream that starts late is padded with
     silence (:data:`ALIGN_AUDIO`), so frame i at i/fps and the audio at i/fps stay in step.
     The output has no metadata and ffmpeg's bitexact flags: identical input → identical bytes.
-    Without an audio stream the wav holds silence of the video's duration and a warning is logged.
+    Without an audio stream the wav holds silence of the video's duration (a debug line: the
+    callers report it, once per stage or as a note of ``predict``).
     ``info`` (from :func:`probe`) saves probing again. Returns ``dst``.
     """
     src, dst = Path(src), Path(dst)
     info = info or probe(src)
     if not info.has_audio:
-        log.warning("%s: no audio stream; writing %.2f s of silence to %s", src, info.duration, dst)
+        log.debug("%s: no audio stream; writing %.2f s of silence to %s", src, info.duration, dst)
         return write_silence(dst, info.duration, sample_rate)
     with atomic_path(dst) as tmp:
         stream = ffmpeg.input(str(src))["a:0"].output(

@@ -33,6 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.core.layout import CROP_NAME, find_transcript
@@ -327,6 +328,12 @@ def scan(root: str | Path, data: DataParams, transcripts_dir: str = "transcripts
             except LabelError as e:
                 result.problems.append(Problem(p.label_file, _strip_path(str(e), p.label_file)))
                 continue
+            unlabelled = [t for t, v in raw.items() if np.isnan(v).all()]  # every row -5
+            if unlabelled:
+                what = " or ".join(sorted(unlabelled))
+                result.problems.append(Problem(
+                    p.label_file, f"no labelled {what} frame (every row is -5): the video adds "
+                    f"nothing to training or validation of {what}", "warning"))
             if n_rows != info.n_frames:
                 result.problems.append(Problem(
                     p.label_file, f"{n_rows} label rows for {info.n_frames} video frames of "

@@ -12,7 +12,7 @@ warnings (handled, but worth knowing):
   label rows off by at most the tolerance (padded with NaN / trimmed); videos without an audio
   track (silent audio features); frame counts that had to be decoded; face-crop folders without a
   video, without ``00001.jpg``-style names or beyond the video's frames; annotation files outside
-  a Train_Set / Validation_Set folder.
+  a Train_Set / Validation_Set folder; annotation files with no labelled row for a target (all -5).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("word", "start", "end")  # required per word; "conf" is optional (default 1.0)
 EXTENSIONS = TRANSCRIPT_EXTENSIONS
+NO_WORDS = ("no words",)  # the stage condition of an empty transcript (transcribe, text_features)
 
 
 class TranscriptError(ValueError):

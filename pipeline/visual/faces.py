@@ -325,7 +325,7 @@ def _detect_items(video: Path, n_frames: int, params: VisualParams,
             yield crop_box(frame, box, params.detect_margin, size), True
     _count_check(video, decoded, n_frames)
     if found == 0:
-        log.warning("%s: no face detected in any frame", video)
+        log.debug("%s: no face detected in any frame", video)
 
 
 def iter_faces(video_path: str | Path | None, n_frames: int, params: VisualParams,

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 FEATURE_VERSION = 1  # bump when the code changes what is stored (invalidates caches)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> gray (ITU-R 601)
 PIXELS_STD_FLOOR = 1e-3  # pixels backbone: std floor (gray in [0, 1]) for flat images
+NO_FACE = ("no face",)  # the stage condition of a video with faces_found == 0
 
 
 def centre_crop(faces: np.ndarray, crop: int) -> np.ndarray:
@@ -182,7 +183,7 @@ def visual_features_for(video_path: str | Path | None, n_frames: int, params: Vi
         i += len(f)
     found = int(present.sum())
     if n_frames and found == 0:
-        log.warning("%s: no face in any of its %d frames; embeddings are zeros",
+        log.debug("%s: no face in any of its %d frames; embeddings are zeros",
                     video_path or crops_dir, n_frames)
     attrs = {"face_source": source,
              "backbone": backbone.name, "dim": backbone.dim, "faces_found": found}
