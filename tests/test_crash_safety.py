@@ -105,7 +105,7 @@ def test_kill_a_feature_stage_then_rerun(affwild2_root, tmp_path):
                            out="data/features/visual",
                            plant="data/features/visual/0/.tmp-0123abcd-train1.h5")
     assert sorted(tree(tops[1] / "data/features/visual/0")) == [
-        "duo_left.h5", "duo_right.h5", "test1.h5", "train1.h5", "train2.h5", "val1.h5"]
+        "conditions.json", "duo_left.h5", "duo_right.h5", "test1.h5", "train1.h5", "train2.h5", "val1.h5"]
 
 
 def test_kill_train_then_report_then_rerun(synthetic, tmp_path):
