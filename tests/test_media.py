@@ -95,7 +95,7 @@ def test_extract_wav_resamples_to_16k_mono_deterministically(tmp_path):
 
 def test_extract_wav_of_silent_video_is_silence_with_a_log_line(tmp_path, caplog):
     path = make_video(tmp_path / "mute.avi", n_frames=15, fps=10.0, with_audio=False)
-    with caplog.at_level(logging.DEBUG):  # per-video lines are debug (-v); the stage summarises
+    with caplog.at_level(logging.DEBUG, logger="rjcma.media"):  # per-video lines: debug (-v)
         out = extract_wav(path, tmp_path / "mute.wav")
     assert "no audio stream" in caplog.text and str(path) in caplog.text
     x, sr = read_wav(out)
