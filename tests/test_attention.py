@@ -69,6 +69,24 @@ def test_paper_variant_follows_the_equations(dims, shared):
     assert torch.equal(module.eval()(xs)["audio"], out["audio"])
 
 
+def test_paper_variant_gradients_follow_the_equations():
+    """K = 20 runs time-padded to 24 inside the module: the parameters' and inputs' gradients are
+    still exactly those of eqs. (1)-(13)."""
+    module = randomise(RecursiveJointCrossModalAttention(DIMS3, K, recursions=2, variant="paper",
+                                                         dropout=0.0)).double()
+    grads = []
+    for forward in (module, lambda xs: paper_reference(module, xs)):
+        xs = {m: x.double().requires_grad_() for m, x in inputs(DIMS3).items()}
+        module.zero_grad()
+        out = forward(xs)
+        weights = torch.linspace(-1, 1, 2 * K, dtype=torch.float64).view(2, K, 1)
+        sum((out[m] * weights * (i + 1)).sum() for i, m in enumerate(DIMS3)).backward()
+        grads.append([xs[m].grad for m in DIMS3] + [p.grad.clone() for p in module.parameters()])
+    for got, want in zip(*grads):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-9), (got - want).abs().max()
+    assert all(g.abs().max() > 0 for g in grads[0])
+
+
 def test_paper_variant_parameter_shapes():
     module = RecursiveJointCrossModalAttention(DIMS3, K, recursions=2, variant="paper", dropout=0.0)
     d = sum(DIMS3.values())
