@@ -52,6 +52,54 @@ def weight_norm(conv: nn.Conv1d) -> nn.Conv1d:
     return conv
 
 
+class CausalConv(torch.autograd.Function):
+    """``conv1d(left_pad(x, (k - 1) * dilation), weight, bias, dilation)``: ``x [B, C_in, K]``,
+    ``weight [C_out, C_in, k]``, ``bias [C_out]`` or None -> ``[B, C_out, K]``, frame t sees input
+    frames <= t.
+
+    Forward is oneDNN's convolution. The backward computes the input gradient as a forward
+    convolution of the right-padded output gradient with the time-flipped, transposed kernel
+    (``dx[s] = sum_j w[k - 1 - j]^T dy[s + j * dilation]``), which oneDNN runs at its forward speed
+    (its backward-data kernel is ~1.4x slower for dilated kernels, bench/bench_train_step.py), and
+    the weight gradient with oneDNN's backward-weights kernel. Same gradients to float rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int):
+        pad = (weight.shape[-1] - 1) * dilation
+        padded = F.pad(x, (pad, 0))
+        ctx.save_for_backward(padded, weight)
+        ctx.dilation, ctx.has_bias = dilation, bias is not None
+        return F.conv1d(padded, weight, bias, dilation=dilation)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        padded, weight = ctx.saved_tensors
+        dilation = ctx.dilation
+        grad = grad.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            flipped = weight.flip(-1).transpose(0, 1)  # [C_in, C_out, k]
+            grad_x = F.conv1d(F.pad(grad, (0, (weight.shape[-1] - 1) * dilation)), flipped,
+                              dilation=dilation)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                grad, padded, weight, None, [1], [0], [dilation], False, [0], 1, [False, True, False]
+            )[1]
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2))
+        return grad_x, grad_w, grad_b, None
+
+
+def causal_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` (no padding of its own) applied causally: ``[B, C_in, K] -> [B, C_out, K]``;
+    float32 on CPU through :class:`CausalConv`, elsewhere (cuDNN, autocast) torch's own backward."""
+    dilation = conv.dilation[0]
+    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled():
+        return CausalConv.apply(x, conv.weight, conv.bias, dilation)
+    return conv(F.pad(x, ((conv.kernel_size[0] - 1) * dilation, 0)))
+
+
 class TemporalBlock(nn.Module):
     """One causal residual level: ``[B, C_in, K] -> [B, C_out, K]``."""
 
@@ -64,8 +112,8 @@ class TemporalBlock(nn.Module):
         self.downsample = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dropout(F.leaky_relu(self.conv1(F.pad(x, (self.pad, 0))), LEAKY_SLOPE))
-        y = self.dropout(F.leaky_relu(self.conv2(F.pad(y, (self.pad, 0))), LEAKY_SLOPE))
+        y = self.dropout(F.leaky_relu(causal_conv(self.conv1, x), LEAKY_SLOPE))
+        y = self.dropout(F.leaky_relu(causal_conv(self.conv2, y), LEAKY_SLOPE))
         residual = x if self.downsample is None else self.downsample(x)
         return F.leaky_relu(y + residual, LEAKY_SLOPE)
 

@@ -54,3 +54,23 @@ def test_bad_config_is_a_clear_error():
         TCN(input_dim=3, channels=(), kernel=5, dropout=0.1)
     with pytest.raises(ValueError, match="kernel"):
         TCN(input_dim=3, channels=(4,), kernel=0, dropout=0.1)
+
+
+def test_cpu_gradients_equal_the_float64_reference():
+    """float32 on CPU runs the TCN's own causal-conv backward (fusion.tcn.CausalConv); float64 runs
+    torch's. Both give the same input and parameter gradients (float32 rounding apart)."""
+    torch.manual_seed(0)
+    ref = TCN(input_dim=7, channels=(16, 16, 12), kernel=5, dropout=0.0).double()
+    tcn = TCN(input_dim=7, channels=(16, 16, 12), kernel=5, dropout=0.0)
+    tcn.load_state_dict({k: v.float() for k, v in ref.state_dict().items()})
+    x = torch.randn(3, K, 7, dtype=torch.float64)
+    grads = []
+    for model, dtype in ((ref, torch.float64), (tcn, torch.float32)):
+        inp = x.to(dtype).detach().requires_grad_()
+        out = model(inp)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
+        grads.append([inp.grad] + [p.grad for p in model.parameters()])
+    for want, got in zip(*grads):
+        scale = want.abs().max()
+        assert scale > 0
+        assert (got.double() - want).abs().max() <= 1e-5 * scale
