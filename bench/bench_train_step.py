@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from any directory
 from bench.baseline.model import RJCMA as BaselineRJCMA  # noqa: E402
 from fusion.ccc import ccc_loss  # noqa: E402
 from fusion.model import RJCMA  # noqa: E402
+from fusion.unfreeze import adam  # noqa: E402
 from pipeline.core.params import FusionParams, TrainParams  # noqa: E402
 
 INPUT_DIMS = {"visual": 512, "audio": 128, "text": 768}  # the paper's backbones: IR-50, VGGish, BERT
@@ -55,8 +56,11 @@ class Runner:
         if state is not None:
             self.model.load_state_dict(state)
         train = TrainParams()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr,
-                                          weight_decay=train.weight_decay)
+        if cls is BaselineRJCMA:  # the trainer's optimiser before the change: multi-tensor Adam
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr,
+                                              weight_decay=train.weight_decay)
+        else:  # the trainer's optimiser now
+            self.optimizer = adam(list(self.model.parameters()), train)
         g = torch.Generator().manual_seed(seed)
         self.inputs = {m: torch.randn(batch, fusion.window, d, generator=g) for m, d in INPUT_DIMS.items()}
         self.target = torch.tanh(torch.randn(batch, fusion.window, 1, generator=g))

@@ -93,6 +93,17 @@ def set_modes(model: nn.Module, released: int, frozen_bn: str) -> None:
         model.get_submodule(name).train()
 
 
+FUSED_DEVICES = ("cpu", "cuda")  # where torch's fused Adam runs (one kernel for all parameters)
+
+
+def adam(params: list[nn.Parameter], train: TrainParams) -> torch.optim.Adam:
+    """The run's Adam (``train.lr``, L2 ``train.weight_decay``), fused where torch has the kernel: the
+    same update as the default multi-tensor Adam to float rounding, ~4x less time on CPU
+    (bench/bench_train_step.py)."""
+    fused = bool(params) and all(p.device.type in FUSED_DEVICES for p in params)
+    return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused or None)
+
+
 class Phases:
     """The optimiser, lr and release state of a run (module docstring)."""
 
@@ -115,8 +126,7 @@ class Phases:
             set_trainable(self.model, self.released)
         self.phase += 1
         self.epoch = 0  # epochs done in this phase
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = adam([p for p in self.model.parameters() if p.requires_grad], t)
         # fine-tuning: no floor, so that the lr can fall below min_lr and trigger a release
         self.plateau = Plateau(lr=t.lr, factor=t.plateau_factor, patience=t.plateau_patience,
                                min_lr=0.0 if self.finetuning else t.min_lr)
