@@ -175,7 +175,8 @@ def test_the_abaw_submission_file_lists_every_test_frame(trained):
 
 
 def test_the_submission_follows_the_organisers_frame_list(tmp_path):
-    from fusion.report import ReportError, read_frame_list, submission_csv
+    from fusion.report import ReportError, submission_csv
+    from pipeline.dataset.lists import ListError, read_frame_list
 
     preds = {"a": {"valence": np.array([0.1, 0.2, 0.3]), "arousal": np.array([-0.1, -0.2, 2.0])},
              "b_left": {"valence": np.array([0.5]), "arousal": np.array([0.6])}}
@@ -188,5 +189,5 @@ def test_the_submission_follows_the_organisers_frame_list(tmp_path):
     with pytest.raises(ReportError, match="without test predictions"):
         submission_csv(preds, read_frame_list(listing))
     listing.write_text("a/frame.png\n")
-    with pytest.raises(ReportError, match="line 1"):
+    with pytest.raises(ListError, match="line 1"):
         read_frame_list(listing)

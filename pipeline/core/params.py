@@ -68,6 +68,9 @@ class DataParams:
     # official: the authors' partition (5 chunks of the training trials + the official validation
     # set, rolled by the fold number; see pipeline/dataset/folds.py)
     fold_scheme: str = "source-safe"
+    # official folds: the authors' trial order, a file in conf/lists with one trial id per line
+    # ("" = sorted by id; pipeline/dataset/lists.py)
+    trial_order: str = ""
     label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
     count_frames: str = "auto"  # auto (container count unless implausible) | header | decode
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
@@ -77,6 +80,9 @@ class DataParams:
                              ("fold_scheme", FOLD_SCHEMES)):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        if self.trial_order and self.fold_scheme != "official":
+            raise ParamsError(f"data.trial_order ({self.trial_order}) orders the official folds only; "
+                              f"data.fold_scheme is {self.fold_scheme!r}")
         if self.folds < 1 or self.label_tolerance < 0:
             raise ParamsError(f"data.folds must be >= 1 and data.label_tolerance >= 0, got "
                               f"{self.folds} and {self.label_tolerance}")
@@ -303,7 +309,7 @@ class ReportParams:
 
     plot_videos: int = 3  # validation videos plotted per fold and target
     # the organisers' frame list for the ABAW submission file (lines `<trial>/00001.jpg`, a header
-    # allowed); "" = every frame of every test video
+    # allowed), a file in conf/lists; "" = every frame of every test video
     submission_list: str = ""
 
 
