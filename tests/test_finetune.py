@@ -203,6 +203,26 @@ def test_training_releases_every_group_then_ends(raw_data):
         == names_under(res.model, [n for g in layer_groups(res.model) for n in g])
 
 
+def test_unfreeze_all_trains_every_backbone_layer_from_epoch_0(raw_data):
+    """train.unfreeze: all (random-init backbones, the demo): one group holding both whole
+    backbones, released at epoch 0; the lr falling below min_lr then ends training."""
+    torch.manual_seed(0)
+    model = BackboneRJCMA(dataclasses.replace(TINY_FUSION, window=2, stride=2), TINY, {"text": 3}, 1)
+    assert layer_groups(model, "all") == [["encoders.visual.backbone", "encoders.audio.backbone"]]
+    phases = Phases(model, TrainParams(warmup_epochs=0, min_lr=1.0, lr=1e-3, unfreeze="all"), n_batches=1)
+    everything = {n for n, _ in model.named_parameters() if n.startswith("encoders.")}
+    assert phases.n_groups == 1 and with_grad(model) == everything
+    model.train()
+    phases.set_modes()
+    assert all(m.training for m in model.encoders.modules())  # no frozen layer: no eval-mode part
+    assert phases.end_epoch(0.5) == "done"
+    res = run(params_for(epochs=5, min_lr=1.0, unfreeze="all"), raw_data)
+    assert [r["released"] for r in res.history] == [1] and res.stopped == "all groups released"
+    fresh = BackboneRJCMA(TINY_FUSION, TINY, {"text": 16}, 1).state_dict()
+    stem = "encoders.visual.backbone.input_layer.0.weight"  # never trained under `progressive`
+    assert not torch.equal(res.model.state_dict()[stem], fresh[stem])
+
+
 def test_the_best_weights_are_reloaded_after_every_epoch(raw_data, monkeypatch):
     loads: list[int] = []
     original = torch.nn.Module.load_state_dict

@@ -277,6 +277,9 @@ class TrainParams:
     finetune_visual: str = "ir50"  # ir50 (visual.ir50_weights) | ir50-tiny (small, random init)
     finetune_audio: str = "vggish"  # vggish (audio.vggish_weights) | vggish-tiny (small, random init)
     frozen_bn: str = "eval"  # eval: frozen backbone layers in eval mode | train: the authors' drift
+    # progressive: the authors' 3 layer groups, released one by one | all: every backbone layer
+    # trains from epoch 0 (random-init backbones: nothing to keep frozen; fusion/unfreeze.py)
+    unfreeze: str = "progressive"
     backbone_chunk: int = 1024  # frames per forward pass through a backbone's frozen layers
     channels_last: bool = False  # IR-50 convolutions in channels_last memory format (CUDA)
     reload_best_every_epoch: bool = False  # load the best weights so far after every epoch (paper)
@@ -286,7 +289,8 @@ class TrainParams:
         for key, allowed in (("backbones", ("frozen", "finetune")),
                              ("finetune_visual", ("ir50", "ir50-tiny")),
                              ("finetune_audio", ("vggish", "vggish-tiny")),
-                             ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official"))):
+                             ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official")),
+                             ("unfreeze", ("progressive", "all"))):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"train.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
         if self.backbone_chunk < 1:
