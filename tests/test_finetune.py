@@ -298,7 +298,11 @@ def test_rjcma_predict_of_a_finetuned_checkpoint_equals_the_report(tmp_path):
         x = inputs(2, 8)
         model({k: x[k] for k in ("visual", "face_present", "audio")})
     run_dir = tmp_path / "results" / "0-valence"
-    save_checkpoint(run_dir / "checkpoint.pt", model, targets=["valence"], params=params)
+    on_gpu = {s: dataclasses.replace(getattr(params, s), device="cuda:1")
+              for s in ("visual", "audio", "train")}
+    # fine-tuned on cuda:1 (recorded in the checkpoint): predicts on this CPU all the same
+    save_checkpoint(run_dir / "checkpoint.pt", model, targets=["valence"],
+                    params=dataclasses.replace(params, **on_gpu))
     report = predict_test([Run(0, "valence", run_dir, {}, [])], ["clip"], ["valence"], data)
     pred = Predictor(run_dir)(videos / "clip.mp4")
     assert pred.face_present.mean() > 0.5

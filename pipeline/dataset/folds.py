@@ -16,10 +16,10 @@ Deterministic: the same entries give the same file.
 ``data.fold_scheme: official`` reproduces the authors' partition instead (:func:`official_folds`):
 the training trials in order (the authors' order from ``data.trial_order``, a file in conf/lists
 with one trial id per line, see pipeline/dataset/lists.py; unset: sorted by id) are cut into
-``n - 1`` consecutive
-chunks at ``floor(i * n_train / (n - 1))`` (Aff-Wild2's 356 training trials: [0, 71), [71, 142),
-[142, 213), [213, 284), [284, 356)), the official validation set is the last chunk, and fold k rolls
-the list of chunks by k (``np.roll``): the last chunk after rolling validates, the others train.
+``n - 1`` consecutive chunks at ``floor(i * n_train / (n - 1))`` (Aff-Wild2's 356 training trials:
+[0, 71), [71, 142), [142, 213), [213, 284), [284, 356)), the official validation set is the last
+chunk, and fold k rolls the list of chunks by k (``np.roll``): the last chunk after rolling
+validates, the others train.
 Fold 0 is the official split. Two people of one source video can land on both sides.
 """
 
