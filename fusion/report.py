@@ -17,7 +17,8 @@ Writes into one report directory (see :func:`write_report`)::
     png/trace-<fold>-<target>-<video>.png  predicted vs true over time
     test/<video>.txt               the challenge format: header ``valence,arousal``, one row per frame
     submission.csv                 the ABAW submission file: ``image_location,valence,arousal``, one
-                                   row per frame of the organisers' list (``report.submission_list``)
+                                   row per frame of the organisers' list (``report.submission_list``, a
+                                   file in conf/lists: pipeline/dataset/lists.py)
                                    or of every test video, ``<trial>/00001.jpg`` naming (1-based)
 
 Test predictions: each fold's model of a target predicts every test video, and the report averages
@@ -45,10 +46,11 @@ from fusion.evaluate import model_inputs, predict_videos
 from fusion.train import JOINT_TARGET
 from pipeline.core import layout
 from pipeline.core.atomic import atomic_dir, atomic_path, json_safe, write_json, write_text
+from pipeline.dataset.lists import FRAME_LIST_HEADER as SUBMISSION_HEADER
+from pipeline.dataset.lists import frame_list
 
 CHALLENGE_TARGETS = ("valence", "arousal")  # column order of the challenge's prediction files
 SUBMISSION = "submission.csv"
-SUBMISSION_HEADER = "image_location"
 TRACE_SIZE = (8.0, 2.8)  # inches
 PLOT_DPI = 100
 FLOAT_FORMAT = "{:.6f}"
@@ -242,26 +244,6 @@ def challenge_csv(preds: dict[str, np.ndarray], targets: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_frame_list(path: Path) -> list[tuple[str, int]]:
-    """The organisers' list: ``(trial, 1-based frame)`` per line ``<trial>/<NNNNN>.jpg[,...]``."""
-    if not path.is_file():
-        raise ReportError(f"{path}: report.submission_list not found")
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        loc = line.split(",")[0].strip()
-        if not loc or loc == SUBMISSION_HEADER:
-            continue
-        trial, _, name = loc.rpartition("/")
-        try:
-            frame = int(Path(name).stem)
-        except ValueError:
-            frame = 0
-        if not trial or frame < 1:
-            raise ReportError(f"{path}: line {n}: {loc!r} is not <trial>/<NNNNN>.jpg (1-based)")
-        out.append((trial, frame))
-    return out
-
-
 def submission_csv(preds: dict[str, dict[str, np.ndarray]],
                    frame_list: Sequence[tuple[str, int]] | None = None, where: str = "") -> str:
     """The ABAW submission file: ``image_location,valence,arousal`` and one row per frame of
@@ -287,7 +269,7 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
     """Build the whole report in a temporary directory beside ``out`` and move it into place.
 
     ``folds`` x ``targets``: exactly the runs to read; ``submission_list``: the organisers' frame
-    list for ``submission.csv`` ("" = every test frame). Returns the metrics.
+    list for ``submission.csv``, a file in conf/lists ("" = every test frame). Returns the metrics.
     """
     from pipeline.dataset.folds import read_folds
 
@@ -308,6 +290,6 @@ def write_report(out: Path, folds: Sequence[int], targets: Sequence[str], plot_v
             for video, preds in test_preds.items():
                 write_text(tmp / "test" / f"{video}.txt", challenge_csv(preds, targets))
             if all(t in targets for t in CHALLENGE_TARGETS):
-                frames = read_frame_list(Path(submission_list)) if submission_list else None
+                frames = frame_list(submission_list)  # conf/lists/... or None
                 write_text(tmp / SUBMISSION, submission_csv(test_preds, frames, submission_list))
     return metrics

@@ -9,7 +9,14 @@ that registers its modules in another order has the same names but other indices
   3 = ``embeddings.0`` (FC1).
 
 Everything else in a backbone stays frozen for the whole run. Release k opens group k of every
-backbone at once. :class:`Phases` owns the optimiser and the lr of one phase:
+backbone at once.
+
+``train.unfreeze: all`` makes each backbone ONE group, released at epoch 0 (every layer trains from
+the start; the lr falling below ``min_lr`` then ends training): for random-init backbones (the CPU
+demo's ``ir50-tiny`` / ``vggish-tiny``), whose frozen layers would stay random for the whole run.
+The authors' pretrained backbones use the default ``progressive``.
+
+:class:`Phases` owns the optimiser and the lr of one phase:
 
 - phase 1 starts at epoch 0 with group 1 released;
 - per batch the lr follows the warm-up (``train.warmup``: linear | official, fusion/lr.py) over the
@@ -39,6 +46,7 @@ from pipeline.visual.ir50 import IR50Config
 STAGE3_UNITS = 3  # visual group 3: the last units of stage 3
 LR_REL_TOL = 1e-6  # an lr within this relative distance of min_lr has not fallen below it
 VGGISH_GROUPS = (("embeddings.4",), ("embeddings.2",), ("embeddings.0",))
+PROGRESSIVE, ALL = "progressive", "all"  # train.unfreeze
 
 
 def ir50_groups(cfg: IR50Config) -> list[tuple[str, ...]]:
@@ -50,8 +58,11 @@ def ir50_groups(cfg: IR50Config) -> list[tuple[str, ...]]:
     return [("output_layer",), stage4, stage3]
 
 
-def layer_groups(model: nn.Module) -> list[list[str]]:
-    """Release k's module names (full names in ``model``), for every backbone of ``model``."""
+def layer_groups(model: nn.Module, unfreeze: str = PROGRESSIVE) -> list[list[str]]:
+    """Release k's module names (full names in ``model``), for every backbone of ``model``:
+    the official groups (``progressive``), or one group of the whole backbones (``all``)."""
+    if unfreeze == ALL:
+        return [backbone_prefixes(model)] if getattr(model, "encoders", None) else []
     per: list[list[str]] = []
     for m, enc in getattr(model, "encoders", {}).items():
         prefix = f"encoders.{m}.backbone."
@@ -71,22 +82,22 @@ def backbone_prefixes(model: nn.Module) -> list[str]:
     return [f"encoders.{m}.backbone" for m in getattr(model, "encoders", {})]
 
 
-def set_trainable(model: nn.Module, released: int) -> None:
+def set_trainable(model: nn.Module, released: int, unfreeze: str = PROGRESSIVE) -> None:
     """Backbone parameters require grad only inside the first ``released`` groups; the rest of the
     model (TCNs, attention, head) always trains."""
-    groups = layer_groups(model)
+    groups = layer_groups(model, unfreeze)
     open_names = [n for g in groups[:released] for n in g]
     bb = backbone_prefixes(model)
     for name, p in model.named_parameters():
         p.requires_grad_(not _under(name, bb) or _under(name, open_names))
 
 
-def set_modes(model: nn.Module, released: int, frozen_bn: str) -> None:
+def set_modes(model: nn.Module, released: int, frozen_bn: str, unfreeze: str = PROGRESSIVE) -> None:
     """After ``model.train()``: frozen backbone modules to eval mode (unless ``frozen_bn`` is
     ``train``), the released groups in train mode."""
     if frozen_bn == "train" or not model.training:
         return
-    groups = layer_groups(model)
+    groups = layer_groups(model, unfreeze)
     for prefix in backbone_prefixes(model):
         model.get_submodule(prefix).eval()
     for name in (n for g in groups[:released] for n in g):
@@ -109,7 +120,7 @@ class Phases:
 
     def __init__(self, model: nn.Module, train: TrainParams, n_batches: int):
         self.model, self.train, self.n_batches = model, train, n_batches
-        self.n_groups = len(layer_groups(model))
+        self.n_groups = len(layer_groups(model, train.unfreeze))
         self.released = 0
         self.phase = 0
         self.start_phase()
@@ -123,7 +134,7 @@ class Phases:
         t = self.train
         if self.finetuning:
             self.released += 1
-            set_trainable(self.model, self.released)
+            set_trainable(self.model, self.released, t.unfreeze)
         self.phase += 1
         self.epoch = 0  # epochs done in this phase
         self.optimizer = adam([p for p in self.model.parameters() if p.requires_grad], t)
@@ -144,7 +155,7 @@ class Phases:
         return lr
 
     def set_modes(self) -> None:
-        set_modes(self.model, self.released, self.train.frozen_bn)
+        set_modes(self.model, self.released, self.train.frozen_bn, self.train.unfreeze)
 
     def end_epoch(self, score: float) -> str | None:
         """Record a finished epoch's validation ``score``: ``"release"`` (a new phase began),

@@ -98,7 +98,10 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--crops", help="a folder of face crops 00001.jpg ... (Aff-Wild2 cropped_aligned)")
     pr.add_argument("--face-source", choices=["auto", "crops", "frames", "detect"],
                     help="override how faces are found (default: as trained; detect without crops)")
-    pr.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    pr.add_argument("--device", default="auto",
+                    help="torch device for the models and feature backbones: auto (CUDA when "
+                         "available, else the CPU), cpu, cuda, cuda:N, ...; never the device the "
+                         "checkpoints were trained on (default: %(default)s)")
     pr.set_defaults(func=_predict)
 
     va = sub.add_parser("validate", help="check a dataset root's layout (see stages.validate)",

@@ -8,6 +8,11 @@ checkpoints, so features are computed exactly as in training. Every checkpoint o
 under ``--model`` predicts over windows with stitching; checkpoints of the same target (e.g.
 several folds) are averaged.
 
+Where it runs is predict's own choice (``device``: ``--device``, default ``auto`` = CUDA when
+available, else the CPU), never the devices the checkpoints recorded: a model trained or fine-tuned
+on ``cuda:1`` records ``visual.device`` / ``audio.device`` / ``asr.device`` / ``train.device`` =
+``cuda:1``, and :func:`on_device` replaces them so that it predicts on a CPU-only machine.
+
 A fine-tuned model (``train.backbones: finetune``) carries its IR-50 / VGGish weights: predict then
 extracts the backbone inputs instead of embeddings (faces ``[T, S, S, 3]`` uint8 + ``face_present``,
 the log-mel rows, read by fusion.data exactly as in training) and needs no weights file.
@@ -38,7 +43,7 @@ from pipeline.core import layout
 from pipeline.core.assets import AssetError
 from pipeline.core.atomic import atomic_path, write_text
 from pipeline.core.frames import frame_features
-from pipeline.core.params import Params, params_from_dict
+from pipeline.core.params import Params, ParamsError, params_from_dict
 
 IN_PROCESS = "predict"  # source hash of predict's temporary caches (never checked for currency)
 FEATURE_SECTIONS = ("audio", "visual", "asr", "punctuation", "text")
@@ -94,6 +99,19 @@ def feature_params(checkpoints: Sequence[dict]) -> Params:
                 raise ValueError(f"checkpoints disagree on the `{s}` feature params; "
                                  "pass a --model directory of runs trained on the same features")
     return params_from_dict(first, "checkpoint params")
+
+
+def on_device(params: Params, device: str) -> Params:
+    """``params`` with the feature backbones (VGGish, IR-50, Whisper) on ``device`` instead of the
+    devices recorded at training time. Whisper (CTranslate2) takes only cpu / cuda / cuda:N:
+    another torch device (mps) leaves it on ``auto``."""
+    try:
+        asr = replace(params.asr, device=device)
+    except ParamsError:  # AsrParams: auto | cpu | cuda | cuda:N
+        asr = replace(params.asr, device="auto")
+    return replace(params, audio=replace(params.audio, device=device),
+                   visual=replace(params.visual, device=device), asr=asr,
+                   train=replace(params.train, device=device))
 
 
 @dataclass
@@ -231,12 +249,15 @@ def extract_features(video: str | Path, params: Params, modalities: Sequence[str
 class Predictor:
     """Every checkpoint under ``model_dir`` and the feature extractors, loaded once for many videos."""
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", face_source: str | None = None):
+    def __init__(self, model_dir: str | Path, device: str = "auto", face_source: str | None = None):
+        from pipeline.core.device import resolve_device
+
+        self.device = str(resolve_device(device, "--device"))  # auto -> cuda | cpu; never the recorded one
         self.paths = find_checkpoints(model_dir)
-        self.loaded = [load_checkpoint(p, device) for p in self.paths]
+        self.loaded = [load_checkpoint(p, self.device) for p in self.paths]
         log.info("%d checkpoint(s): %s", len(self.paths),
                  ", ".join(str(p.parent.name) for p in self.paths))
-        params = feature_params([ck for _, ck in self.loaded])
+        params = on_device(feature_params([ck for _, ck in self.loaded]), self.device)
         if face_source:
             params = replace(params, visual=replace(params.visual, face_source=face_source))
         self.params = params
@@ -286,7 +307,7 @@ class Predictor:
 
 def predict(video: str | Path, model_dir: str | Path, transcript: str | Path | None = None,
             crops_dir: str | Path | None = None, face_source: str | None = None,
-            device: str = "cpu") -> Prediction:
+            device: str = "auto") -> Prediction:
     """Predict per-frame targets of one ``video`` with every checkpoint under ``model_dir``."""
     return Predictor(model_dir, device, face_source)(video, transcript, crops_dir)
 

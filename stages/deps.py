@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.core import layout
 from pipeline.core.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]  # the project root
@@ -34,6 +35,10 @@ PACKAGES = ("pipeline", "stages", "fusion", "rjcma")
 SECTIONS = {f.name for f in dataclasses.fields(Params)}
 ALL_SECTIONS_CALLS = {"to_dict", "asdict"}  # to_dict(params) serialises every section
 CMD_MODULE = re.compile(r"python -m (stages\.\w+)")
+# params that name a file in conf/lists (pipeline/dataset/lists.py): DVC has no optional file
+# dependency, so a stage reading one depends on the whole folder (which always exists)
+LIST_PARAMS = ("data.trial_order", "report.submission_list")
+LISTS_DIR = layout.LISTS.as_posix()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +345,9 @@ def check_stage(name: str, stage: dict, root: Path) -> list[str]:
         problems.append(f"stage {name}: params its code reads are not declared: {missing}")
     if extra := sorted(declared - reads):
         problems.append(f"stage {name}: declared params its code never reads: {extra}")
+    lists = sorted(k for k in LIST_PARAMS if k in reads or k.split(".")[0] in reads)
+    if lists and LISTS_DIR not in stage.get("deps", []):
+        problems.append(f"stage {name}: reads {lists} (files in {LISTS_DIR}) without {LISTS_DIR} in deps")
     return problems
 
 

@@ -23,6 +23,7 @@ from pipeline.core.params import load_params
 from pipeline.core.stage import setup_logging, stage_parser
 from pipeline.dataset.folds import FoldsError, make_folds, write_folds
 from pipeline.dataset.labels import write_labels
+from pipeline.dataset.lists import ListError, trial_order
 from pipeline.dataset.scan import Problem, scan
 
 log = logging.getLogger("rjcma.manifest")
@@ -55,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data, t0 = Path(args.data), time.perf_counter()
     result = scan(params.data.root, params.data, params.asr.transcripts_dir)
     try:
-        folds = make_folds(result.entries, params.data.folds, params.data.fold_scheme)
-    except FoldsError as e:
+        folds = make_folds(result.entries, params.data.folds, params.data.fold_scheme,
+                           trial_order(params.data.trial_order), params.data.trial_order)
+    except (FoldsError, ListError) as e:
         result.problems.append(Problem(params.data.root, str(e)))
         folds = None
     log_problems(result.problems, problems_file(data), args.verbose)

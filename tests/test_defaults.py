@@ -39,6 +39,7 @@ DEMO_OVERRIDES = {  # the small demo's recipe, and its own transcripts instead o
     "train.folds", "train.batch_size", "train.lr", "train.warmup_epochs", "train.epochs",
     "train.early_stop", "train.threads",
     "train.finetune_visual", "train.finetune_audio",  # small random-init backbones when fine-tuning
+    "train.unfreeze",  # ... all of whose layers train from epoch 0 (nothing pretrained to keep frozen)
 }
 # the paper's recipe as the dataclasses hold it (the paper, and conf/dataset/affwild2.yaml's comment)
 PAPER_RECIPE = {

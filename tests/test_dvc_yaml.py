@@ -162,3 +162,15 @@ def test_a_stale_declaration_fails_the_check(tmp_path):
     doc["stages"]["report"]["params"].append("asr")
     (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     assert any("report" in p and "'asr'" in p and "never reads" in p for p in check_report_stage(root))
+
+
+def test_stages_reading_a_list_param_depend_on_the_lists_folder():
+    """data.trial_order / report.submission_list name files in conf/lists: DVC has no optional
+    dependency (an unset "" would be an empty path), so the stages reading them depend on the
+    folder, which always exists; without it in deps the check fails."""
+    for name in ("manifest", "report"):
+        stage = dict(STAGES[name])
+        assert "conf/lists" in stage["deps"] and (ROOT / "conf" / "lists").is_dir()
+        stage["deps"] = [d for d in stage["deps"] if d != "conf/lists"]
+        assert any("without conf/lists in deps" in p for p in check_stage(name, stage, ROOT)), name
+    assert not any("conf/lists" in d for d in STAGES["train"]["deps"])  # train reads no list

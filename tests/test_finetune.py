@@ -203,6 +203,26 @@ def test_training_releases_every_group_then_ends(raw_data):
         == names_under(res.model, [n for g in layer_groups(res.model) for n in g])
 
 
+def test_unfreeze_all_trains_every_backbone_layer_from_epoch_0(raw_data):
+    """train.unfreeze: all (random-init backbones, the demo): one group holding both whole
+    backbones, released at epoch 0; the lr falling below min_lr then ends training."""
+    torch.manual_seed(0)
+    model = BackboneRJCMA(dataclasses.replace(TINY_FUSION, window=2, stride=2), TINY, {"text": 3}, 1)
+    assert layer_groups(model, "all") == [["encoders.visual.backbone", "encoders.audio.backbone"]]
+    phases = Phases(model, TrainParams(warmup_epochs=0, min_lr=1.0, lr=1e-3, unfreeze="all"), n_batches=1)
+    everything = {n for n, _ in model.named_parameters() if n.startswith("encoders.")}
+    assert phases.n_groups == 1 and with_grad(model) == everything
+    model.train()
+    phases.set_modes()
+    assert all(m.training for m in model.encoders.modules())  # no frozen layer: no eval-mode part
+    assert phases.end_epoch(0.5) == "done"
+    res = run(params_for(epochs=5, min_lr=1.0, unfreeze="all"), raw_data)
+    assert [r["released"] for r in res.history] == [1] and res.stopped == "all groups released"
+    fresh = BackboneRJCMA(TINY_FUSION, TINY, {"text": 16}, 1).state_dict()
+    stem = "encoders.visual.backbone.input_layer.0.weight"  # never trained under `progressive`
+    assert not torch.equal(res.model.state_dict()[stem], fresh[stem])
+
+
 def test_the_best_weights_are_reloaded_after_every_epoch(raw_data, monkeypatch):
     loads: list[int] = []
     original = torch.nn.Module.load_state_dict
@@ -278,7 +298,11 @@ def test_rjcma_predict_of_a_finetuned_checkpoint_equals_the_report(tmp_path):
         x = inputs(2, 8)
         model({k: x[k] for k in ("visual", "face_present", "audio")})
     run_dir = tmp_path / "results" / "0-valence"
-    save_checkpoint(run_dir / "checkpoint.pt", model, targets=["valence"], params=params)
+    on_gpu = {s: dataclasses.replace(getattr(params, s), device="cuda:1")
+              for s in ("visual", "audio", "train")}
+    # fine-tuned on cuda:1 (recorded in the checkpoint): predicts on this CPU all the same
+    save_checkpoint(run_dir / "checkpoint.pt", model, targets=["valence"],
+                    params=dataclasses.replace(params, **on_gpu))
     report = predict_test([Run(0, "valence", run_dir, {}, [])], ["clip"], ["valence"], data)
     pred = Predictor(run_dir)(videos / "clip.mp4")
     assert pred.face_present.mean() > 0.5

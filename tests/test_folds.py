@@ -140,3 +140,54 @@ def test_official_scheme_gives_the_authors_chunks_of_432_trials():
     assert out["folds"][5]["validation"] == ids[0:71]
     with pytest.raises(FoldsError, match="official"):
         make_folds(train + test, 6, scheme="official")
+
+
+def test_the_authors_trial_order_file_orders_the_official_chunks(tmp_path):
+    """data.trial_order (a file in conf/lists, one id per line): the 356 training trials of a
+    432-trial list in a shuffled order give the authors' chunks [0,71) ... [284,356) of THAT order."""
+    from pipeline.dataset.lists import ListError, trial_order
+
+    train = [entry(f"trial{i:03d}", "train") for i in range(356)]
+    val = [entry(f"val{i:03d}", "validation") for i in range(76)]
+    test = [entry(f"x{i}", "test") for i in range(3)]
+    order = [e.id for e in train + val]
+    random.Random(0).shuffle(order)  # the validation ids may be listed too: they are skipped
+    lists = tmp_path / "conf" / "lists"
+    lists.mkdir(parents=True)
+    path = lists / "order.txt"
+    path.write_text("# the authors' dataset info order\n" + "\n".join(order) + "\n\n")
+    got = trial_order(str(path), lists)
+    assert got == order
+    out = make_folds(train + val + test, 6, "official", got, str(path))
+    ids = [t for t in order if t.startswith("trial")]
+    chunks = [ids[0:71], ids[71:142], ids[142:213], ids[213:284], ids[284:356], [e.id for e in val]]
+    for k, fold in enumerate(out["folds"]):
+        rolled = chunks[-k:] + chunks[:-k] if k else chunks  # np.roll(chunks, k)
+        assert fold["validation"] == sorted(rolled[-1])
+        assert fold["train"] == sorted(v for c in rolled[:-1] for v in c)
+    assert out["folds"][1]["validation"] == sorted(ids[284:356])
+    by_id = make_folds(train + val + test, 6, "official")  # data.trial_order '' = sorted by id
+    assert out["folds"][1]["validation"] != by_id["folds"][1]["validation"]
+    # unknown and missing ids, repeated ids, a file outside conf/lists: errors naming the file
+    with pytest.raises(FoldsError, match=r"order\.txt: 1 trial id\(s\) not in the dataset: nobody"):
+        make_folds(train + val + test, 6, "official", got + ["nobody"], str(path))
+    with pytest.raises(FoldsError, match=r"order\.txt: lacks 1 training trial\(s\): trial007"):
+        make_folds(train + val + test, 6, "official", [t for t in got if t != "trial007"], str(path))
+    path.write_text("trial001\ntrial002\ntrial001\n")
+    with pytest.raises(ListError, match=r"order\.txt: line 3: trial 'trial001' already listed on line 1"):
+        trial_order(str(path), lists)
+    outside = tmp_path / "order.txt"
+    outside.write_text("trial001\n")
+    with pytest.raises(ListError, match="data.trial_order = .*order.txt: put the file in"):
+        trial_order(str(outside), lists)
+    with pytest.raises(ListError, match="missing.txt: data.trial_order file not found"):
+        trial_order(str(lists / "missing.txt"), lists)
+    assert trial_order("", lists) is None
+
+
+def test_a_trial_order_needs_the_official_scheme():
+    from pipeline.core.params import ParamsError, params_from_dict
+
+    with pytest.raises(ParamsError, match="data.trial_order .* official folds only"):
+        params_from_dict({"data": {"trial_order": "conf/lists/order.txt"}})
+    assert params_from_dict({"data": {"trial_order": "conf/lists/o.txt", "fold_scheme": "official"}})

@@ -118,3 +118,35 @@ def test_mistakes_in_what_the_user_named_are_errors_not_zeros(setup, tmp_path, c
     assert main(["predict", video, "--model", runs, "--out", str(tmp_path / "afile")]) == 2
     assert "not a directory" in caplog.text
 
+
+
+def test_a_checkpoint_trained_on_cuda1_predicts_on_this_cpu(setup, tmp_path, caplog):
+    """Checkpoints record where they ran (visual/audio/asr/train.device = cuda:1, here an IR-50
+    checkpoint): predict places every backbone on its own --device (auto: this CPU), never that."""
+    from pipeline.visual.ir50 import IR50
+
+    assert not torch.cuda.is_available()
+    torch.manual_seed(0)
+    weights = tmp_path / "res50_ir_0.887.pth"
+    torch.save(IR50().state_dict(), weights)
+    params = Params()
+    params = replace(params,
+                     fusion=replace(params.fusion, modalities=("audio", "visual"), window=16, stride=8,
+                                    recursions=1, tcn_channels={"audio": (8,), "visual": (8,)}),
+                     visual=replace(params.visual, backbone="ir50", ir50_weights=str(weights)))
+    model = RJCMA(params.fusion, {"audio": 64, "visual": 512}, n_outputs=1)
+    on_gpu = replace(params, visual=replace(params.visual, device="cuda:1"),
+                     audio=replace(params.audio, device="cuda:1"),
+                     asr=replace(params.asr, device="cuda:1"), train=replace(params.train, device="cuda:1"))
+    for run, p in (("gpu", on_gpu), ("cpu", replace(params, visual=replace(params.visual, device="cpu")))):
+        save_checkpoint(tmp_path / run / "checkpoint.pt", model, targets=["valence"], params=p)
+    out = tmp_path / "out"
+    assert main(["predict", str(setup["video"]), "--model", str(tmp_path / "gpu"), "--out", str(out)]) == 0
+    got = np.loadtxt(out / "clip.csv", delimiter=",", skiprows=1)[:, 2]
+    ref = predict(setup["video"], tmp_path / "cpu", device="cpu").values["valence"]
+    assert np.isfinite(got).all() and np.ptp(got) > 0
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    # a device this machine lacks, asked for explicitly, is a clear error naming the option
+    assert main(["predict", str(setup["video"]), "--model", str(tmp_path / "gpu"), "--device", "cuda:1",
+                 "--out", str(out)]) == 2
+    assert "--device: 'cuda:1'" in caplog.text

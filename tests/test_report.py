@@ -175,7 +175,8 @@ def test_the_abaw_submission_file_lists_every_test_frame(trained):
 
 
 def test_the_submission_follows_the_organisers_frame_list(tmp_path):
-    from fusion.report import ReportError, read_frame_list, submission_csv
+    from fusion.report import ReportError, submission_csv
+    from pipeline.dataset.lists import ListError, read_frame_list
 
     preds = {"a": {"valence": np.array([0.1, 0.2, 0.3]), "arousal": np.array([-0.1, -0.2, 2.0])},
              "b_left": {"valence": np.array([0.5]), "arousal": np.array([0.6])}}
@@ -188,5 +189,20 @@ def test_the_submission_follows_the_organisers_frame_list(tmp_path):
     with pytest.raises(ReportError, match="without test predictions"):
         submission_csv(preds, read_frame_list(listing))
     listing.write_text("a/frame.png\n")
-    with pytest.raises(ReportError, match="line 1"):
+    with pytest.raises(ListError, match="line 1"):
         read_frame_list(listing)
+
+
+def test_the_submission_list_is_a_file_in_conf_lists(tmp_path):
+    """report.submission_list names a file in conf/lists (the folder the report stage depends on):
+    one elsewhere is an error naming the key, since DVC would not see it change."""
+    from pipeline.dataset.lists import ListError, frame_list
+
+    lists = tmp_path / "conf" / "lists"
+    lists.mkdir(parents=True)
+    (lists / "test_set.txt").write_text("image_location\na/00001.jpg\n# a comment\n\na/00002.jpg\n")
+    assert frame_list(str(lists / "test_set.txt"), lists) == [("a", 1), ("a", 2)]
+    assert frame_list("", lists) is None  # every test frame
+    (tmp_path / "elsewhere.txt").write_text("a/00001.jpg\n")
+    with pytest.raises(ListError, match=r"report.submission_list = .*elsewhere.txt: put the file in"):
+        frame_list(str(tmp_path / "elsewhere.txt"), lists)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 DATA = Path("data")
 RESULTS = Path("results")
+# the dataset's lists that shape evaluation (data.trial_order, report.submission_list): files in
+# this folder, which the stages reading them list as a DVC dependency (pipeline/dataset/lists.py)
+LISTS = Path("conf/lists")
 MODALITIES = ("audio", "visual", "text")
 
 # dataset files read by more than one room (dataset scanning, faces, transcripts, predict)

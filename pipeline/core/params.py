@@ -68,6 +68,9 @@ class DataParams:
     # official: the authors' partition (5 chunks of the training trials + the official validation
     # set, rolled by the fold number; see pipeline/dataset/folds.py)
     fold_scheme: str = "source-safe"
+    # official folds: the authors' trial order, a file in conf/lists with one trial id per line
+    # ("" = sorted by id; pipeline/dataset/lists.py)
+    trial_order: str = ""
     label_tolerance: int = 10  # label rows vs video frames may differ by this many frames
     count_frames: str = "auto"  # auto (container count unless implausible) | header | decode
     allow_failures: bool = False  # True: a stage exits 0 even when some videos failed
@@ -77,6 +80,9 @@ class DataParams:
                              ("fold_scheme", FOLD_SCHEMES)):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"data.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        if self.trial_order and self.fold_scheme != "official":
+            raise ParamsError(f"data.trial_order ({self.trial_order}) orders the official folds only; "
+                              f"data.fold_scheme is {self.fold_scheme!r}")
         if self.folds < 1 or self.label_tolerance < 0:
             raise ParamsError(f"data.folds must be >= 1 and data.label_tolerance >= 0, got "
                               f"{self.folds} and {self.label_tolerance}")
@@ -271,6 +277,9 @@ class TrainParams:
     finetune_visual: str = "ir50"  # ir50 (visual.ir50_weights) | ir50-tiny (small, random init)
     finetune_audio: str = "vggish"  # vggish (audio.vggish_weights) | vggish-tiny (small, random init)
     frozen_bn: str = "eval"  # eval: frozen backbone layers in eval mode | train: the authors' drift
+    # progressive: the authors' 3 layer groups, released one by one | all: every backbone layer
+    # trains from epoch 0 (random-init backbones: nothing to keep frozen; fusion/unfreeze.py)
+    unfreeze: str = "progressive"
     backbone_chunk: int = 1024  # frames per forward pass through a backbone's frozen layers
     channels_last: bool = False  # IR-50 convolutions in channels_last memory format (CUDA)
     reload_best_every_epoch: bool = False  # load the best weights so far after every epoch (paper)
@@ -280,7 +289,8 @@ class TrainParams:
         for key, allowed in (("backbones", ("frozen", "finetune")),
                              ("finetune_visual", ("ir50", "ir50-tiny")),
                              ("finetune_audio", ("vggish", "vggish-tiny")),
-                             ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official"))):
+                             ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official")),
+                             ("unfreeze", ("progressive", "all"))):
             if getattr(self, key) not in allowed:
                 raise ParamsError(f"train.{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
         if self.backbone_chunk < 1:
@@ -303,7 +313,7 @@ class ReportParams:
 
     plot_videos: int = 3  # validation videos plotted per fold and target
     # the organisers' frame list for the ABAW submission file (lines `<trial>/00001.jpg`, a header
-    # allowed); "" = every frame of every test video
+    # allowed), a file in conf/lists; "" = every frame of every test video
     submission_list: str = ""
 
 

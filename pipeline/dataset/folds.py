@@ -14,10 +14,12 @@ If the dataset has no validation (or no train) partition, fold 0 is not official
 Deterministic: the same entries give the same file.
 
 ``data.fold_scheme: official`` reproduces the authors' partition instead (:func:`official_folds`):
-the training trials in order (the manifest's, sorted by id) are cut into ``n - 1`` consecutive
-chunks at ``floor(i * n_train / (n - 1))`` (Aff-Wild2's 356 training trials: [0, 71), [71, 142),
-[142, 213), [213, 284), [284, 356)), the official validation set is the last chunk, and fold k rolls
-the list of chunks by k (``np.roll``): the last chunk after rolling validates, the others train.
+the training trials in order (the authors' order from ``data.trial_order``, a file in conf/lists
+with one trial id per line, see pipeline/dataset/lists.py; unset: sorted by id) are cut into
+``n - 1`` consecutive chunks at ``floor(i * n_train / (n - 1))`` (Aff-Wild2's 356 training trials:
+[0, 71), [71, 142), [142, 213), [213, 284), [284, 356)), the official validation set is the last
+chunk, and fold k rolls the list of chunks by k (``np.roll``): the last chunk after rolling
+validates, the others train.
 Fold 0 is the official split. Two people of one source video can land on both sides.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +78,35 @@ def official_folds(train_ids: list[str], val_ids: list[str], n_folds: int) -> li
     return folds
 
 
-def make_folds(entries: Iterable[VideoEntry], n_folds: int, scheme: str = "source-safe") -> Folds:
+def ordered_trials(train_ids: Sequence[str], known: set[str], order: Sequence[str],
+                   where: str) -> list[str]:
+    """``train_ids`` in the order of ``order`` (the authors' list, read from ``where``).
+
+    ``order`` may also list the dataset's other trials (validation, test: ``known``), which are
+    skipped; an id the dataset does not have, or a training trial the list lacks, is a
+    :class:`FoldsError` naming ``where``.
+    """
+    unknown = [t for t in order if t not in known]
+    if unknown:
+        raise FoldsError(f"{where}: {len(unknown)} trial id(s) not in the dataset: "
+                         f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
+    listed = set(order)
+    missing = sorted(t for t in train_ids if t not in listed)
+    if missing:
+        raise FoldsError(f"{where}: lacks {len(missing)} training trial(s): "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    train = set(train_ids)
+    return [t for t in order if t in train]
+
+
+def make_folds(entries: Iterable[VideoEntry], n_folds: int, scheme: str = "source-safe",
+               order: Sequence[str] | None = None, order_file: str = "data.trial_order") -> Folds:
     """The fold dict for ``entries`` (see the module docstring).
 
-    A dataset without labeled videos gives no folds (prediction only). Fewer labeled source videos
-    than folds is a :class:`FoldsError` naming ``data.folds``.
+    ``order``: the authors' trial order for the ``official`` scheme (read from ``order_file``,
+    :func:`ordered_trials`); None = sorted by id. A dataset without labeled videos gives no folds
+    (prediction only). Fewer labeled source videos than folds is a :class:`FoldsError` naming
+    ``data.folds``.
     """
     if n_folds < 1:
         raise FoldsError(f"data.folds must be >= 1, got {n_folds}")
@@ -107,6 +133,8 @@ def make_folds(entries: Iterable[VideoEntry], n_folds: int, scheme: str = "sourc
             raise FoldsError("data.fold_scheme = official needs an official train and validation "
                              f"partition; the dataset has {len(official_train)} train and "
                              f"{len(official_val)} validation videos")
+        if order is not None:
+            official_train = ordered_trials(official_train, {e.id for e in entries}, order, order_file)
         return {"folds": official_folds(official_train, official_val, n_folds), "test": test}
     if not official:
         log.warning("no official %s partition: fold 0 is a rotated chunk like the others",

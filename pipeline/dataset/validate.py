@@ -21,6 +21,7 @@ from collections import Counter
 
 from pipeline.core.params import Params
 from pipeline.dataset.folds import FoldsError, make_folds
+from pipeline.dataset.lists import ListError, trial_order
 from pipeline.dataset.scan import Problem, Scan, scan
 
 
@@ -29,8 +30,9 @@ def validate(params: Params, progress: bool = True) -> Scan:
     result = scan(params.data.root, params.data, params.asr.transcripts_dir, hash_files=False,
                   progress=progress)
     try:
-        make_folds(result.entries, params.data.folds, params.data.fold_scheme)
-    except FoldsError as e:
+        make_folds(result.entries, params.data.folds, params.data.fold_scheme,
+                   trial_order(params.data.trial_order), params.data.trial_order)
+    except (FoldsError, ListError) as e:
         result.problems.append(Problem(params.data.root, str(e)))
     return result
 
