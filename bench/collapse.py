@@ -1,28 +1,20 @@
 """Issue 12 item 3: does the demo recipe (lr 1e-3) collapse without weight decay on words-only data?
 
-The reported scenario, as faithfully as this machine allows: real English words through the
-real text path (given transcripts -> the packaged minilm BERT, sum of the last 4 layers, per word
--> :func:`pipeline.text.features.frame_word_index` with ``text.gap: zeros``), silent audio and
-constant grey frames (every audio and visual feature constant over the whole dataset), and
-labels that depend on the words alone:
+The data (tests/words.py): real English words through the real text path (the demo generator's
+graded word lists -> the packaged minilm BERT -> ``frame_word_index`` with ``text.gap: zeros``),
+silent audio and constant grey frames, labels that follow the words alone with a rater's lag.
 
-- each video is a conversation of sentences (the demo generator's templates, filled with its
-  valence-graded word lists; a slow random walk picks each sentence's mood), words 0.25-0.6 s
-  long, short gaps between words, pauses between sentences and now and then a long silence;
-- the annotator's target is the valence of the last graded word heard (held through silence),
-  followed with a lag and a first-order lag (exponential moving average), as raters trail the
-  stimulus; so silent stretches have near-constant labels and all-zero text.
+Every run trains with params.yaml's ``fusion`` / ``train`` sections (the demo: lr 1e-3, window 64,
+paper variant, batch 8, warm-up 1, plateau 5 / 0.1) except the modalities, the weight decay, the
+seed, the epochs (early stop off) and the ``--fusion`` / ``--train`` overrides, and logs per epoch:
+validation CCC, Pearson r and the std of the stitched predictions over the labels' std (a CCC ~0
+is near-constant predictions -- std ratio ~0 -- or uncorrelated ones -- r ~0), the head's
+pre-tanh magnitude and saturated fraction (|z| > 3), the norms of the K x K time mixings
+W_c / W_h and of the head's output weight. docs/training.md ("Stability") has the figures.
 
-Every run trains with the shipped ``fusion`` / ``train`` params of params.yaml (lr 1e-3, window
-64, paper variant, batch 8, warm-up 1, plateau 5 / 0.1) except the modalities, the weight decay,
-the seed, the epochs and the options named on the command line, and logs per epoch: validation
-CCC, Pearson r and the std of the stitched predictions against the labels' std (a collapse to
-CCC ~0 is either near-constant predictions -- std ratio ~0 -- or uncorrelated ones -- r ~0),
-the head's pre-tanh magnitude and saturated fraction (|z| > 3), the norms of the K x K time
-mixings W_c / W_h and the head's output weight norm.
-
-    nice -n 19 python bench/collapse.py --videos 120 --epochs 10 --seeds 0 1 2 \\
-        --weight-decay 0 0.001 --modalities text --out results/collapse.json
+    nice -n 19 python bench/collapse.py --videos 160 --epochs 8 --seeds 0 1 2 \\
+        --weight-decay 0 0.001 --modalities text --train loss=window --out window.json
+    python bench/collapse.py --table window.json batch.json     # the markdown table
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     return (1.0 - value[used]).mean()
 
 
-def batch_ccc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def batch_ccc_loss(pred: torch.Tensor, target: torch.Tensor,
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
     """``1 - CCC`` of all labelled frames of the batch concatenated, averaged over targets; scalar.
 
     pred, target, mask: as :func:`ccc_loss` (``[B, K]`` or ``[B, K, T]``); the B windows of a target
