@@ -5,7 +5,7 @@ every epoch, lr 1e-5 with linear warm-up over ``warmup_epochs``, then reduce-on-
 validation CCC (patience 5, factor 0.1, min lr 1e-8), at most 100 epochs, early stopping after
 ``early_stop`` epochs without improvement, and the best epoch's weights restored at the end.
 The loss is the mean over windows of ``1 - CCC`` (per target; the official code), or with
-``train.loss: batch`` (the demo preset) ``1 - CCC`` of all frames of the batch; the selection metric
+``train.loss: batch`` ``1 - CCC`` of all frames of the batch; the selection metric
 is the CCC over all validation frames concatenated after stitching (the challenge protocol),
 averaged over targets.
 

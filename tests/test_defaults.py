@@ -37,7 +37,7 @@ DEMO_OVERRIDES = {  # the small demo's recipe, and its own transcripts instead o
     "asr.engine",
     "fusion.window", "fusion.stride", "fusion.tcn_channels",
     "train.folds", "train.batch_size", "train.lr", "train.warmup_epochs", "train.epochs",
-    "train.early_stop", "train.threads", "train.loss",
+    "train.early_stop", "train.threads",
     "train.finetune_visual", "train.finetune_audio",  # small random-init backbones when fine-tuning
 }
 # the paper's recipe as the dataclasses hold it (the paper, and conf/dataset/affwild2.yaml's comment)

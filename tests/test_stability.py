@@ -144,15 +144,33 @@ def test_the_window_loss_hardly_sees_the_levels_the_metric_scores():
     assert batch_0 - batch_02 > 0.2  # and the batch loss a lot
 
 
-def test_demo_recipe_without_weight_decay_stays_stable_on_words(words_only):
-    """Issue 12 item 3: the demo recipe (params.yaml: lr 1e-3, K = 64, train.loss: batch) with
-    ``train.weight_decay: 0``, text only, on words-only data, learns and does not collapse after
-    its peak. With the per-window loss (train.loss: window) the same run peaked at 0.41 and fell
-    to 0.12 (seed 0; stayed at -0.06 with seed 1)."""
+def test_text_only_without_weight_decay_stays_stable(constant_av):
+    """Issue 12 item 3: the demo recipe (params.yaml: lr 1e-3, the per-window loss) with
+    ``train.weight_decay: 0`` on a words-only stand-in does not collapse after its peak (the
+    reported run peaked at epoch 2 and fell to CCC ~0 from epoch 4 on)."""
+    params = load_params("params.yaml")
+    fusion = dataclasses.replace(params.fusion, modalities=("text",), **SMALL_FUSION)
+    train = dataclasses.replace(params.train, weight_decay=0.0, epochs=EPOCHS, early_stop=0, device="cpu",
+                                threads=1)
+    train_videos, val_videos = constant_av
+    result = train_model(fusion, train, train_videos, val_videos, ("valence",))
+    scores = [row["val_ccc"] for row in result.history]
+    assert all(math.isfinite(s) for s in scores), scores
+    best = max(scores)
+    assert best >= MIN_CCC, scores
+    assert min(scores[-5:]) >= 0.8 * best, scores  # no collapse after the peak
+
+
+def test_batch_loss_keeps_real_words_training_stable_without_weight_decay(words_only):
+    """Issue 12 item 3, the reported failure and its remedy: on real words whose labels trail them
+    (tests/words.py), the demo recipe with ``train.weight_decay: 0``, text only, trained on
+    ``train.loss: batch`` learns and does not collapse after its peak. With the per-window loss
+    (params.yaml's ``window``) the same run peaks at 0.34 in 12 epochs (seed 0; 0.41 at epoch
+    15, then 0.12) and stays at -0.06 with seed 1."""
     params = load_params("params.yaml")
     fusion = dataclasses.replace(params.fusion, modalities=("text",))
-    train = dataclasses.replace(params.train, weight_decay=0.0, epochs=WORDS_EPOCHS, early_stop=0,
-                                device="cpu", threads=1)
+    train = dataclasses.replace(params.train, weight_decay=0.0, loss="batch", epochs=WORDS_EPOCHS,
+                                early_stop=0, device="cpu", threads=1)
     train_videos, val_videos = words_only
     result = train_model(fusion, train, train_videos, val_videos, ("valence",))
     scores = [row["val_ccc"] for row in result.history]
