@@ -6,7 +6,11 @@ with *population* statistics (divide by N, not N - 1). Frames without a label ne
 a label of NaN (Aff-Wild2's -5 after ingestion) or ``mask == False`` excludes the frame.
 
 - :func:`ccc_loss` (torch, differentiable): the mean over windows of ``1 - CCC`` of each window,
-  as the official code trains; a window with fewer than ``MIN_FRAMES`` labelled frames is left out.
+  as the official code trains (``train.loss: window``); a window with fewer than ``MIN_FRAMES``
+  labelled frames is left out. :func:`batch_ccc_loss` (``train.loss: batch``): ``1 - CCC`` of all
+  labelled frames of the batch concatenated (per target), the challenge metric on a batch: it
+  scores the level of each window against the others, which the per-window CCC hardly does, and
+  windows with near-constant labels do not dominate its gradient (docs/training.md, "Stability").
 - :func:`ccc` (numpy, float64): the metric over all labelled frames of the given arrays, e.g. all
   frames of a partition concatenated (the challenge protocol) or of one video; :class:`RunningCCC`
   the same metric over frames that arrive video by video (the streaming evaluation).
@@ -79,6 +83,31 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     if not bool(used.any()):
         return pred.sum() * 0.0
     return (1.0 - value[used]).mean()
+
+
+def batch_ccc_loss(pred: torch.Tensor, target: torch.Tensor,
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``1 - CCC`` of all labelled frames of the batch concatenated, averaged over targets; scalar.
+
+    pred, target, mask: as :func:`ccc_loss` (``[B, K]`` or ``[B, K, T]``); the B windows of a target
+    are one sequence of ``B * K`` frames. Zero (attached to the graph) with fewer than
+    ``MIN_FRAMES`` labelled frames.
+    """
+    pred, target = pred.float(), target.float()
+    if pred.dim() == 2:
+        pred, target = pred.unsqueeze(-1), target.unsqueeze(-1)
+        mask = None if mask is None else mask.unsqueeze(-1)
+    elif pred.dim() != 3:
+        raise ValueError(f"batch_ccc_loss expects [B, K] or [B, K, T], got shape {tuple(pred.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+    def frames(x: torch.Tensor) -> torch.Tensor:  # [B, K, T] -> [T, B * K]: one "window" per target
+        return x.reshape(-1, x.shape[-1]).t()
+
+    return ccc_loss(frames(pred), frames(target), None if mask is None else frames(mask))
+
+
+LOSSES = {"window": ccc_loss, "batch": batch_ccc_loss}  # train.loss
 
 
 def ccc(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:

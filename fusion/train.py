@@ -4,8 +4,10 @@ The paper's recipe (params ``train``): Adam (weight decay 1e-3), batches of 12 w
 every epoch, lr 1e-5 with linear warm-up over ``warmup_epochs``, then reduce-on-plateau on the
 validation CCC (patience 5, factor 0.1, min lr 1e-8), at most 100 epochs, early stopping after
 ``early_stop`` epochs without improvement, and the best epoch's weights restored at the end.
-The loss is the mean over windows of ``1 - CCC`` (per target); the selection metric is the CCC over
-all validation frames concatenated after stitching (the challenge protocol), averaged over targets.
+The loss is the mean over windows of ``1 - CCC`` (per target; the official code), or with
+``train.loss: batch`` ``1 - CCC`` of all frames of the batch; the selection metric
+is the CCC over all validation frames concatenated after stitching (the challenge protocol),
+averaged over targets.
 
 One target per model by default (the paper trains valence and arousal separately); with
 ``train.joint`` one model has an output per target. On CUDA the forward pass runs under float16
@@ -30,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from fusion.attention import canonical
-from fusion.ccc import ccc_loss
+from fusion.ccc import LOSSES
 from fusion.data import Normalizer, Video, WindowDataset, feature_dims, make_loader
 from fusion.diverge import Diverged, first_nonfinite, first_nonfinite_video
 from fusion.evaluate import amp_dtype, autocast, input_pad, partition_metrics, predict_videos
@@ -206,7 +208,7 @@ def _train(fusion: FusionParams, train: TrainParams, train_videos: Sequence[Vide
             target = batch["target"].to(device)  # [B, K, C], NaN = unlabeled or padding
             with autocast(device, use_amp):
                 pred = model(inputs)  # [B, K, C]
-            loss = ccc_loss(pred.float(), target)
+            loss = LOSSES[train.loss](pred.float(), target)
             if not torch.isfinite(loss):
                 ids = [loader.dataset.videos[v].id for v in batch["video"].tolist()]
                 diverged = (f"non-finite loss at epoch {epoch}, batch {i + 1}: "

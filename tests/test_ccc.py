@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.ccc import ccc, ccc_loss, window_ccc
+from fusion.ccc import batch_ccc_loss, ccc, ccc_loss, window_ccc
 
 
 def direct_ccc(x, y):
@@ -100,6 +100,27 @@ def test_loss_without_any_label_is_zero_and_differentiable():
     loss = ccc_loss(pred, torch.full((2, 10), float("nan")))
     assert loss.item() == 0.0
     loss.backward()
+
+
+def test_batch_loss_is_one_minus_the_ccc_of_the_batch_frames_per_target():
+    """train.loss: batch -- the B windows of each target concatenated, unlabelled frames out."""
+    rng = np.random.default_rng(3)
+    pred = torch.tensor(rng.normal(size=(4, 10, 2)), dtype=torch.float32, requires_grad=True)
+    target = torch.tensor(0.5 * pred.detach().numpy() + rng.normal(size=(4, 10, 2)), dtype=torch.float32)
+    target[0, :3, 0] = float("nan")
+    mask = torch.ones(4, 10, 2, dtype=torch.bool)
+    mask[3, 5:] = False
+    loss = batch_ccc_loss(pred, target, mask)
+    p, t, m = pred.detach().numpy(), target.numpy(), mask.numpy()
+    expected = np.mean([1 - ccc(p[..., k], t[..., k], m[..., k]) for k in range(2)])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and (pred.grad[3, 5:] == 0).all()
+    assert batch_ccc_loss(pred[..., 0], target[..., 0]).item() == pytest.approx(
+        1 - ccc(p[..., 0], t[..., 0]), rel=1e-5)
+    # whole windows shifted apart: the batch's frames disagree (no NaN-label frame in the sum)
+    shifted = torch.nan_to_num(target) + torch.arange(4.0).view(4, 1, 1)
+    assert batch_ccc_loss(shifted, torch.nan_to_num(target)).item() > 0.5
 
 
 def test_running_ccc_equals_the_ccc_of_the_concatenation():

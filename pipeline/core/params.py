@@ -284,9 +284,11 @@ class TrainParams:
     channels_last: bool = False  # IR-50 convolutions in channels_last memory format (CUDA)
     reload_best_every_epoch: bool = False  # load the best weights so far after every epoch (paper)
     warmup: str = "linear"  # linear | official (the authors' per-epoch saw-tooth, fusion/lr.py)
+    # window: mean over windows of 1 - CCC (the official code) | batch: 1 - CCC of the batch's frames
+    loss: str = "window"
 
     def __post_init__(self) -> None:
-        for key, allowed in (("backbones", ("frozen", "finetune")),
+        for key, allowed in (("backbones", ("frozen", "finetune")), ("loss", ("window", "batch")),
                              ("finetune_visual", ("ir50", "ir50-tiny")),
                              ("finetune_audio", ("vggish", "vggish-tiny")),
                              ("frozen_bn", ("eval", "train")), ("warmup", ("linear", "official")),
