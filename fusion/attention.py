@@ -50,8 +50,8 @@ from fusion.dropout import Dropout
 VARIANTS = ("paper", "official")
 MODALITY_ALIASES = {"video": "visual"}  # official-code name -> our name
 PAPER_WH_GAIN = 0.1  # paper variant: W_hm starts as PAPER_WH_GAIN * identity (residual near identity)
-TIME_ALIGN = 8  # paper variant: the K x K products run on K rounded up to this (MKL is ~1.2-1.4x faster
-# on [N, 304] x [304, 304] than on [N, 300] x [300, 300] on the 2-core AVX2 CPU, docs/benchmarks.md)
+TIME_ALIGN = 8  # paper variant: the K x K products run on K rounded up to this (MKL is 1.0-1.4x faster
+# on [N, 304] x [304, 304] than on [N, 300] x [300, 300] on the 2-core AVX2 CPU, bench/bench_kernels.py)
 
 
 def pad_time(x: torch.Tensor, length: int) -> torch.Tensor:

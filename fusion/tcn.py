@@ -60,7 +60,7 @@ class CausalConv(torch.autograd.Function):
     Forward is oneDNN's convolution. The backward computes the input gradient as a forward
     convolution of the right-padded output gradient with the time-flipped, transposed kernel
     (``dx[s] = sum_j w[k - 1 - j]^T dy[s + j * dilation]``), which oneDNN runs at its forward speed
-    (its backward-data kernel is ~1.4x slower for dilated kernels, bench/bench_train_step.py), and
+    (its backward-data kernel is 1.1-1.5x slower for dilated kernels, bench/bench_kernels.py), and
     the weight gradient with oneDNN's backward-weights kernel. Same gradients to float rounding.
     """
 
