@@ -16,6 +16,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from stages.deps import PACKAGES, ROOT, import_graph
 
 CORE = "pipeline.core"
@@ -127,22 +129,27 @@ def test_a_modality_importing_another_modality_fails(tmp_path):
                                 "not import pipeline.dataset)"]
 
 
-def test_a_modality_importing_fusion_and_core_importing_a_modality_fail(tmp_path):
-    root = _copy(tmp_path)
-    _append(root / "pipeline" / "text" / "bert.py", "import fusion.ccc")
-    _append(root / "pipeline" / "core" / "cache.py", "import pipeline.audio.features")
-    found = violations(root)
-    assert any(v.startswith("pipeline.text.bert -> fusion.ccc") for v in found), found
-    assert any(v.startswith("pipeline.core.cache -> pipeline.audio.features") for v in found), found
+FORBIDDEN_EDITS = {  # case -> [(file, appended import, the violation it must be reported as)]
+    "a modality importing fusion, core importing a modality": [
+        ("pipeline/text/bert.py", "import fusion.ccc", "pipeline.text.bert -> fusion.ccc"),
+        ("pipeline/core/cache.py", "import pipeline.audio.features",
+         "pipeline.core.cache -> pipeline.audio.features"),
+    ],
+    "the library importing the application": [
+        ("fusion/report.py", "from rjcma.predict import Predictor", "fusion.report -> rjcma.predict"),
+        ("pipeline/core/stage.py", "import rjcma.cli", "pipeline.core.stage -> rjcma.cli"),
+    ],
+}
 
 
-def test_the_library_importing_the_application_fails(tmp_path):
+@pytest.mark.parametrize("case", sorted(FORBIDDEN_EDITS))
+def test_a_forbidden_import_fails(tmp_path, case):
     root = _copy(tmp_path)
-    _append(root / "fusion" / "report.py", "from rjcma.predict import Predictor")
-    _append(root / "pipeline" / "core" / "stage.py", "import rjcma.cli")
+    for file, line, _ in FORBIDDEN_EDITS[case]:
+        _append(root / file, line)
     found = violations(root)
-    assert any(v.startswith("fusion.report -> rjcma.predict") for v in found), found
-    assert any(v.startswith("pipeline.core.stage -> rjcma.cli") for v in found), found
+    for _, _, expected in FORBIDDEN_EDITS[case]:
+        assert any(v.startswith(expected) for v in found), found
 
 
 def test_an_import_cycle_fails(tmp_path):
