@@ -17,11 +17,16 @@ from torch import nn
 SEED_BITS = 62  # bits of the per-call numpy seed drawn from torch's generator
 
 
-def dropout_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
-    """float32 ``shape`` of ``1 / (1 - p)`` (kept) and 0 (dropped), kept with probability ``1 - p``."""
+def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """A float32 CPU tensor of ``like``'s shape and memory layout (``torch.empty_like``: a
+    channels-last ``like`` gets a channels-last mask, so ``like * mask`` runs as one contiguous pass)
+    holding ``1 / (1 - p)`` (kept) and 0 (dropped), each kept with probability ``1 - p``."""
     seed = int(torch.randint(2**SEED_BITS, (1,)).item())
-    u = np.random.default_rng(seed).random(shape, dtype=np.float32)
-    return torch.from_numpy(u).ge_(p).mul_(1.0 / (1.0 - p))
+    mask = torch.empty_like(like, dtype=torch.float32, device="cpu")
+    flat = mask.as_strided((mask.numel(),), (1,))  # empty_like is dense: its storage in memory order
+    np.random.default_rng(seed).random(out=flat.numpy(), dtype=np.float32)
+    flat.ge_(p).mul_(1.0 / (1.0 - p))
+    return mask
 
 
 class Dropout(nn.Module):
@@ -38,7 +43,7 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu" or x.dtype != torch.float32:
             return F.dropout(x, self.p, True)
-        return x * dropout_mask(tuple(x.shape), self.p)
+        return x * dropout_mask(x, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
