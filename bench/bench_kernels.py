@@ -3,9 +3,10 @@
 Each row times two ways of computing the same thing, interleaved (A, B, A, B, ...) in this one process,
 and prints the medians and the median of the per-pair ratios A / B:
 
-- ``conv input grad``: a TCN level's input gradient by oneDNN's backward-data kernel (A) against a
-  forward convolution of the right-padded output gradient with the flipped kernel (B, what
-  ``fusion.tcn.CausalConv`` does), at the Aff-Wild2 preset's sizes (batch 12, K = 300, kernel 5);
+- ``causal conv``: one TCN convolution, forward + backward (input and weight gradients; the weight
+  gradient only for a first level, whose input is a cached feature), as ``conv1d`` on ``[B, C, K]``
+  (A) against ``conv2d`` on the channels-last ``[B, C, 1, K]`` that ``fusion.tcn.causal_conv`` runs
+  (B), both left-padded, at the Aff-Wild2 preset's sizes (batch 12, K = 300, kernel 5);
 - ``mm K=300 vs 304``: the paper attention's ``[N, K] x [K, K]`` time mixing at K = 300 (A) and at the
   padded K = 304 (B) that ``fusion.attention`` runs (B does 3 % more work);
 - ``Adam``: one step over 8.27 M parameters of the paper model's shapes, multi-tensor (A) against
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 
 BATCH, WINDOW, KERNEL = 12, 300, 5  # the Aff-Wild2 preset's batch, K and TCN kernel
 PADDED_WINDOW = 304  # K rounded up to fusion.attention.TIME_ALIGN
-CONV_LEVELS = [(256, 1), (256, 2), (256, 8), (128, 4)]  # (channels, dilation) of TCN levels
+CONV_LEVELS = [(512, 256, 1), (768, 128, 1), (256, 256, 2), (256, 256, 8), (128, 128, 4)]  # TCN convs:
+# (in, out, dilation) of the visual and text first levels and of later levels
 MIX_COLUMNS = [1536, 3072]  # B * d_m of the text/audio (128) and visual (256) modalities
 ADAM_SHAPES = ([(300, 300)] * 18 + [(512, 512)] * 6 + [(256, 256, 5)] * 8 + [(128, 128, 5)] * 16
                + [(256, 512, 5), (128, 768, 5)])
@@ -48,31 +50,37 @@ def ab(fa, fb, pairs: int) -> tuple[float, float, float]:
     return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
 
 
-def conv_pair(channels: int, dilation: int):
-    """(oneDNN backward-data, flipped forward conv) for one TCN level, and their relative difference."""
+def conv_pair(c_in: int, c_out: int, dilation: int, input_grad: bool):
+    """(conv1d on [B, C, K], conv2d on channels-last [B, C, 1, K]) forward + backward of one causal
+    TCN convolution, and the relative difference of their weight gradients."""
     pad = (KERNEL - 1) * dilation
-    x = torch.randn(BATCH, channels, WINDOW + pad)
-    w = torch.randn(channels, channels, KERNEL)
-    grad = torch.randn(BATCH, channels, WINDOW)
+    x = torch.randn(BATCH, c_in, WINDOW).requires_grad_(input_grad)
+    x_cl = x.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last).requires_grad_(input_grad)
+    w = torch.randn(c_out, c_in, KERNEL, requires_grad=True)
+    grad = torch.randn(BATCH, c_out, WINDOW)
+    grad_cl = grad.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
-    def onednn():
-        mask = [True, False, False]  # the input gradient only
-        out = torch.ops.aten.convolution_backward(grad, x, w, None, [1], [0], [dilation], False, [0], 1, mask)
-        return out[0]
+    def ncw():
+        w.grad = None
+        F.conv1d(F.pad(x, (pad, 0)), w, dilation=dilation).backward(grad)
+        return w.grad
 
-    def flipped():
-        return F.conv1d(F.pad(grad, (0, pad)), w.flip(-1).transpose(0, 1), dilation=dilation)
+    def channels_last():
+        w.grad = None
+        F.conv2d(F.pad(x_cl, (pad, 0)), w.unsqueeze(2), dilation=(1, dilation)).backward(grad_cl)
+        return w.grad
 
-    ref = onednn()[:, :, pad:]  # the gradient of the unpadded input
-    return onednn, flipped, ((ref - flipped()).abs().max() / ref.abs().max()).item()
+    ref = ncw().clone()
+    return ncw, channels_last, ((ref - channels_last()).abs().max() / ref.abs().max()).item()
 
 
 def conv_rows(pairs: int) -> list[tuple[str, tuple[float, float, float]]]:
     rows = []
-    for channels, dilation in CONV_LEVELS:
-        onednn, flipped, err = conv_pair(channels, dilation)
-        rows.append((f"conv input grad {channels}->{channels}, dilation {dilation} (rel. diff {err:.0e})",
-                     ab(onednn, flipped, pairs)))
+    for c_in, c_out, dilation in CONV_LEVELS:
+        first = c_in != c_out  # a first level: its input (a cached feature) needs no gradient
+        ncw, channels_last, err = conv_pair(c_in, c_out, dilation, input_grad=not first)
+        rows.append((f"causal conv {c_in}->{c_out}, dilation {dilation}{', no input grad' if first else ''} "
+                     f"(rel. diff {err:.0e})", ab(ncw, channels_last, pairs)))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fusion.tcn import TCN
 
@@ -56,9 +57,45 @@ def test_bad_config_is_a_clear_error():
         TCN(input_dim=3, channels=(4,), kernel=0, dropout=0.1)
 
 
-def test_cpu_gradients_equal_the_float64_reference():
-    """float32 on CPU runs the TCN's own causal-conv backward (fusion.tcn.CausalConv); float64 runs
-    torch's. Both give the same input and parameter gradients (float32 rounding apart)."""
+def reference_tcn(tcn: TCN, x: torch.Tensor) -> torch.Tensor:
+    """The TCN written out on ``[B, C, K]`` with ``conv1d`` (the textbook layout), training-mode
+    BatchNorm: an independent statement of what fusion.tcn computes on its channels-last layout."""
+    y = x.transpose(1, 2)
+    for block in tcn.network:
+        h = y
+        for conv in (block.conv1, block.conv2):
+            pad = (conv.kernel_size[0] - 1) * conv.dilation[0]
+            h = F.conv1d(F.pad(h, (pad, 0)), conv.weight, conv.bias, dilation=conv.dilation)
+            h = F.leaky_relu(h, 0.01)
+        res = y if block.downsample is None else F.conv1d(y, block.downsample.weight, block.downsample.bias)
+        y = F.leaky_relu(h + res, 0.01)
+    norm = tcn.norm
+    return F.batch_norm(y, None, None, norm.weight, norm.bias, True, 0.0, norm.eps).transpose(1, 2)
+
+
+def test_outputs_and_gradients_equal_the_conv1d_reference_in_float64():
+    """The channels-last conv2d layout is the same function as conv1d on [B, C, K]: outputs and the
+    input and parameter gradients agree with the written-out reference (float64, rounding apart)."""
+    torch.manual_seed(0)
+    tcn = TCN(input_dim=7, channels=(16, 16, 12), kernel=5, dropout=0.0).double().train()
+    x = torch.randn(3, K, 7, dtype=torch.float64)
+    outs, grads = [], []
+    for forward in (tcn, lambda inp: reference_tcn(tcn, inp)):
+        tcn.zero_grad()
+        inp = x.detach().requires_grad_()
+        out = forward(inp)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([inp.grad] + [p.grad.clone() for p in tcn.parameters()])
+    assert (outs[0] - outs[1]).abs().max() <= 1e-10
+    for got, want in zip(*grads):
+        scale = want.abs().max()
+        assert scale > 0
+        assert (got - want).abs().max() <= 1e-10 * scale
+
+
+def test_float32_gradients_equal_float64():
+    """float32 on CPU (oneDNN's channels-last kernels) gives float64's gradients to float32 rounding."""
     torch.manual_seed(0)
     ref = TCN(input_dim=7, channels=(16, 16, 12), kernel=5, dropout=0.0).double()
     tcn = TCN(input_dim=7, channels=(16, 16, 12), kernel=5, dropout=0.0)
