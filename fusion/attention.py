@@ -31,10 +31,14 @@ Both: ``recursions`` steps, separate weights per step (or one shared step), J re
 updated features at every step, all modalities updated from the same J; the last step's features
 are returned.
 
-How "paper" is computed (same function of the same parameters, float rounding apart): eq. (1)'s FC
-is folded into W_j (J is only used through J W_jm^T), and the K x K products run on K rounded up to
-a multiple of TIME_ALIGN with zero frames and zero-padded W_cm / W_hm, which leaves the first K
-frames exact and the padded frames zero; the output is cropped back to K.
+How it is computed (same functions of the same parameters, float rounding apart): the steps run
+time-major, ``[K, B, d_m]``, so that every product that contracts time with a weight shared by the
+batch (W_cm, W_hm; the official Linear(K, K)) is one GEMM over all batch items with no transposed
+copy, and the per-item products are batched GEMMs on strided views; inputs are copied into that
+layout once and the outputs are transposed views. Paper: eq. (1)'s FC is folded into W_j (J is only
+used through J W_jm^T), and the K x K products run on K rounded up to a multiple of TIME_ALIGN with
+zero frames and zero-padded W_cm / W_hm, which leaves the first K frames exact and the padded frames
+zero; the output is cropped back to K. Official: the 1/sqrt(d) of the map is folded into the keys.
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ TIME_ALIGN = 8  # paper variant: the K x K products run on K rounded up to this 
 # on [N, 304] x [304, 304] than on [N, 300] x [300, 300] on the 2-core AVX2 CPU, bench/bench_kernels.py)
 
 
-def pad_time(x: torch.Tensor, length: int) -> torch.Tensor:
-    """``[B, K, d]`` -> ``[B, length, d]``, frames K.. zero (``length >= K``)."""
-    return F.pad(x, (0, 0, 0, length - x.shape[1])) if length > x.shape[1] else x
+def time_major(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Batch-first ``[B, K, d]`` -> contiguous time-major ``[length, B, d]``, frames K.. zero
+    (``length >= K``)."""
+    return F.pad(x.transpose(0, 1), (0, 0, 0, 0, 0, length - x.shape[1])).contiguous()
 
 
 def canonical(name: str) -> str:
@@ -81,27 +86,31 @@ class PaperStep(nn.Module):
         self.w_h = nn.ParameterDict({m: nn.Parameter(torch.eye(window) * PAPER_WH_GAIN) for m in dims})
 
     def forward(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """xs: m -> ``[B, K', d_m]`` with K' >= K; frames K.. must be zero (time padding, see
-        :func:`pad_time`): W_cm and W_hm are zero-padded to K' x K', so the first K frames are exactly
-        eqs. (1)-(13) and the padded frames of the output are zero again."""
-        length = next(iter(xs.values())).shape[1]
+        """xs: m -> time-major ``[K', B, d_m]`` (contiguous) with K' >= K; frames K.. must be zero
+        (time padding, see :func:`time_major`): W_cm and W_hm are zero-padded to K' x K', so the first K
+        frames are exactly eqs. (1)-(13) and the padded frames of the output are zero again."""
+        length, batch = next(iter(xs.values())).shape[:2]
         pad = length - self.w_c[self.names[0]].shape[0]
         # eq. (1)'s FC is only ever used through J W_jm^T, so it is folded into W_j:
         #   J W_j^T = (X W_fc^T + b_fc) W_j^T = X (W_j W_fc)^T + W_j b_fc
-        # one [B, K, d] x [d, d] GEMM for every modality's J W_jm^T instead of two, since the
+        # one [K' B, d] x [d, d] GEMM for every modality's J W_jm^T instead of two, since the
         # product of the two [d, d] weights costs d^3 instead of B K d^2 MACs (the 1/sqrt(d) folded too)
         w_j = torch.cat([self.w_j[m] for m in self.names], dim=0) * self.scale  # [d, d]: rows of W_jm per m
         keys = F.linear(torch.cat([xs[m] for m in self.names], dim=-1), w_j @ self.joint.weight,
-                        w_j @ self.joint.bias).split(self.sizes, dim=-1)  # m: J W_jm^T/sqrt(d) [B, K', d_m]
-        # C_m = tanh(x_m W_jm J^T / sqrt(d)) associated as x_m (J W_jm^T)^T: B K d_m (d + K) MACs per
-        # modality instead of B K d (d_m + K)
+                        w_j @ self.joint.bias).split(self.sizes, dim=-1)  # m: J W_jm^T/sqrt(d) [K', B, d_m]
         out = {}
         for m, key in zip(self.names, keys):
-            x = xs[m]  # X_m^T: [B, K', d_m]
+            x = xs[m]  # X_m^T per batch item, time-major: [K', B, d_m]
+            d_m = x.shape[-1]
             w_c, w_h = F.pad(self.w_c[m], (0, pad, 0, pad)), F.pad(self.w_h[m], (0, pad, 0, pad))
-            c = torch.tanh(x @ key.transpose(1, 2))  # C_m: [B, K', K']
-            h = F.relu(c.transpose(1, 2) @ (w_c.t() @ x))  # H_m^T: [B, K', d_m]
-            out[m] = w_h.t() @ h + x  # X_att,m^T: [B, K', d_m]
+            # C_m = tanh(x_m W_jm J^T / sqrt(d)) associated as x_m (J W_jm^T)^T: B K d_m (d + K) MACs per
+            # modality instead of B K d (d_m + K); batched over B on strided views, no copies
+            c = torch.tanh(x.transpose(0, 1) @ key.permute(1, 2, 0))  # C_m: [B, K', K']
+            # the time mixings contract K, which time-major makes one GEMM over every batch item:
+            t = (w_c.t() @ x.reshape(length, batch * d_m)).view(length, batch, d_m)  # W_cm^T x_m
+            h_t = F.relu(t.permute(1, 2, 0) @ c)  # H_m = ReLU(X_m W_cm C_m): [B, d_m, K']
+            o_t = (h_t.reshape(batch * d_m, length) @ w_h).view(batch, d_m, length)  # H_m W_hm
+            out[m] = x + o_t.permute(2, 0, 1)  # X_att,m^T = (H_m W_hm + X_m)^T: [K', B, d_m]
         return out
 
 
@@ -121,15 +130,23 @@ class OfficialStep(nn.Module):
         self.out_dropout = Dropout(dropout)
 
     def forward(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        joint = torch.cat([xs[m] for m in self.names], dim=-1)  # [B, K, d]
-        # every modality's key stacked: one [B, d, K] @ [B, K, d] product, one tanh, one dropout
-        keys = torch.cat([self.key[m](xs[m].transpose(1, 2)) for m in self.names], dim=1)  # [B, d, K]
-        maps = self.map_dropout(torch.tanh(keys @ joint * self.scale)).split(self.sizes, dim=1)
+        """xs: m -> time-major ``[K, B, d_m]`` (contiguous) -> the same."""
+        length, batch = next(iter(xs.values())).shape[:2]
+        joint = torch.cat([xs[m] for m in self.names], dim=-1)  # J: [K, B, d]
+        # key_m = Linear(K, K)(x_m^T), i.e. key_m^T = W_k x_m + b_k: one GEMM over every batch item in
+        # the time-major layout (no transposed copy of x_m), the 1/sqrt(d) of the map folded in
+        keys = torch.cat([
+            torch.addmm(self.key[m].bias[:, None], self.key[m].weight, xs[m].reshape(length, -1),
+                        beta=self.scale, alpha=self.scale).view(length, batch, -1)
+            for m in self.names
+        ], dim=-1)  # every modality's key^T / sqrt(d), stacked: [K, B, d]
+        # one [B, d, K] @ [B, K, d] product, one tanh, one dropout for all modalities
+        maps = self.map_dropout(torch.tanh(keys.permute(1, 2, 0) @ joint.transpose(0, 1)))
         out = {}
-        for m, c in zip(self.names, maps):
-            x = xs[m]  # [B, K, d_m]; c = C_m: [B, d_m, d]
-            h = F.relu(torch.tanh(self.value[m](x) @ c))  # [B, K, d]
-            out[m] = x + self.out_dropout(F.relu(self.out[m](h)))  # [B, K, d_m]
+        for m, c in zip(self.names, maps.split(self.sizes, dim=1)):
+            x = xs[m]  # [K, B, d_m]; c = C_m: [B, d_m, d]
+            h = F.relu(torch.tanh(self.value[m](x).transpose(0, 1) @ c))  # [B, K, d]
+            out[m] = x + self.out_dropout(F.relu(self.out[m](h))).transpose(0, 1)  # [K, B, d_m]
         return out
 
 
@@ -203,9 +220,10 @@ class RecursiveJointCrossModalAttention(nn.Module):
 
     def forward(self, xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         h = self._check(xs)
-        if self.variant == "paper":  # exact on the first K frames (PaperStep.forward); cropped below
-            length = -(-self.window // TIME_ALIGN) * TIME_ALIGN
-            h = {m: pad_time(x, length) for m, x in h.items()}
+        # the steps run time-major ([K, B, d_m]): one copy in, none out (a transposed view);
+        # the paper variant on K padded to TIME_ALIGN, exact on the first K frames (PaperStep.forward)
+        length = -(-self.window // TIME_ALIGN) * TIME_ALIGN if self.variant == "paper" else self.window
+        h = {m: time_major(x, length) for m, x in h.items()}
         for i in range(self.recursions):
             h = self.steps[0 if self.shared_weights else i](h)
-        return {k: h[canonical(k)][:, : self.window] for k in xs}
+        return {k: h[canonical(k)][: self.window].transpose(0, 1) for k in xs}

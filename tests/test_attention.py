@@ -119,12 +119,12 @@ def test_recursion_rebuilds_joint_from_updated_features(variant):
     if variant == "paper":
         randomise(module, seed=2)
     xs = inputs(DIMS3, seed=3)
-    once = module.steps[0](xs)
-    twice = module.steps[1](once)
+    once = module.steps[0]({m: x.transpose(0, 1).contiguous() for m, x in xs.items()})  # steps: [K, B, d_m]
+    twice = module.steps[1]({m: x.contiguous() for m, x in once.items()})
     out = module(xs)
     for m in DIMS3:
-        assert torch.allclose(out[m], twice[m], atol=1e-6)
-        assert not torch.allclose(out[m], once[m], atol=1e-4)
+        assert torch.allclose(out[m], twice[m].transpose(0, 1), atol=1e-6)
+        assert not torch.allclose(out[m], once[m].transpose(0, 1), atol=1e-4)
     # the joint representation feeds every modality: changing text changes audio's output
     xs2 = dict(xs, text=xs["text"] + 1.0)
     assert not torch.allclose(module(xs2)["audio"], out["audio"], atol=1e-5)
