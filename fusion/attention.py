@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fusion.activation import leaky_relu_dropout, tanh_relu
 from fusion.dropout import Dropout
 
 VARIANTS = ("paper", "official")
@@ -105,10 +106,10 @@ class PaperStep(nn.Module):
             w_c, w_h = F.pad(self.w_c[m], (0, pad, 0, pad)), F.pad(self.w_h[m], (0, pad, 0, pad))
             # C_m = tanh(x_m W_jm J^T / sqrt(d)) associated as x_m (J W_jm^T)^T: B K d_m (d + K) MACs per
             # modality instead of B K d (d_m + K); batched over B on strided views, no copies
-            c = torch.tanh(x.transpose(0, 1) @ key.permute(1, 2, 0))  # C_m: [B, K', K']
+            c = torch.tanh_(x.transpose(0, 1) @ key.permute(1, 2, 0))  # C_m: [B, K', K']
             # the time mixings contract K, which time-major makes one GEMM over every batch item:
             t = (w_c.t() @ x.reshape(length, batch * d_m)).view(length, batch, d_m)  # W_cm^T x_m
-            h_t = F.relu(t.permute(1, 2, 0) @ c)  # H_m = ReLU(X_m W_cm C_m): [B, d_m, K']
+            h_t = torch.relu_(t.permute(1, 2, 0) @ c)  # H_m = ReLU(X_m W_cm C_m): [B, d_m, K']
             o_t = (h_t.reshape(batch * d_m, length) @ w_h).view(batch, d_m, length)  # H_m W_hm
             out[m] = x + o_t.permute(2, 0, 1)  # X_att,m^T = (H_m W_hm + X_m)^T: [K', B, d_m]
         return out
@@ -141,12 +142,13 @@ class OfficialStep(nn.Module):
             for m in self.names
         ], dim=-1)  # every modality's key^T / sqrt(d), stacked: [K, B, d]
         # one [B, d, K] @ [B, K, d] product, one tanh, one dropout for all modalities
-        maps = self.map_dropout(torch.tanh(keys.permute(1, 2, 0) @ joint.transpose(0, 1)))
+        maps = self.map_dropout(torch.tanh_(keys.permute(1, 2, 0) @ joint.transpose(0, 1)))
         out = {}
         for m, c in zip(self.names, maps.split(self.sizes, dim=1)):
             x = xs[m]  # [K, B, d_m]; c = C_m: [B, d_m, d]
-            h = F.relu(torch.tanh(self.value[m](x).transpose(0, 1) @ c))  # [B, K, d]
-            out[m] = x + self.out_dropout(F.relu(self.out[m](h))).transpose(0, 1)  # [K, B, d_m]
+            h = tanh_relu(self.value[m](x).transpose(0, 1) @ c)  # relu(tanh(.)): [B, K, d]
+            o = self.out[m](h)  # [B, K, d_m]
+            out[m] = x + leaky_relu_dropout(o, 0.0, self.out_dropout.mask(o)).transpose(0, 1)  # [K, B, d_m]
         return out
 
 

@@ -45,5 +45,15 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, True)
         return x * dropout_mask(x, self.p)
 
+    def mask(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The mask :meth:`forward` would multiply ``like`` by (for the fused activations of
+        fusion/activation.py), or None where forward is the identity (eval mode, p = 0). On CPU in
+        float32 :func:`dropout_mask`; elsewhere torch's Bernoulli sampler in ``like``'s dtype."""
+        if not self.training or self.p == 0.0:
+            return None
+        if like.device.type != "cpu" or like.dtype != torch.float32:
+            return torch.empty_like(like).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
+        return dropout_mask(like, self.p)
+
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from fusion.activation import leaky_relu_dropout
 from fusion.dropout import Dropout
 
 LEAKY_SLOPE = 0.01  # LeakyReLU negative slope (torch's default, as in the official TCN)
@@ -84,10 +85,12 @@ class TemporalBlock(nn.Module):
         self.downsample = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dropout(F.leaky_relu(causal_conv(self.conv1, x), LEAKY_SLOPE))
-        y = self.dropout(F.leaky_relu(causal_conv(self.conv2, y), LEAKY_SLOPE))
+        z = causal_conv(self.conv1, x)
+        y = leaky_relu_dropout(z, LEAKY_SLOPE, self.dropout.mask(z))  # in place on the conv's output
+        z = causal_conv(self.conv2, y)
+        y = leaky_relu_dropout(z, LEAKY_SLOPE, self.dropout.mask(z))
         residual = x if self.downsample is None else pointwise_conv(self.downsample, x)
-        return F.leaky_relu(y + residual, LEAKY_SLOPE)
+        return F.leaky_relu_(y + residual, LEAKY_SLOPE)
 
 
 class TCN(nn.Module):
