@@ -65,12 +65,15 @@ def causal_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """
     dilation = conv.dilation[0]
     padded = F.pad(x, ((conv.kernel_size[0] - 1) * dilation, 0))
-    return F.conv2d(padded, conv.weight.unsqueeze(2), conv.bias, dilation=(1, dilation))
+    weight = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # as oneDNN wants it
+    return F.conv2d(padded, weight, conv.bias, dilation=(1, dilation))
 
 
 def pointwise_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """A kernel-1 ``Conv1d`` on the TCN's layout: ``[B, C_in, 1, K]`` -> ``[B, C_out, 1, K]``."""
-    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias)
+    """A kernel-1 ``Conv1d`` on the TCN's layout: ``[B, C_in, 1, K]`` -> ``[B, C_out, 1, K]``, as the
+    GEMM it is on the ``[B, K, C_in]`` memory (views both ways, no copies)."""
+    y = F.linear(x.squeeze(2).transpose(1, 2), conv.weight.squeeze(2), conv.bias)  # [B, K, C_out]
+    return y.transpose(1, 2).unsqueeze(2)
 
 
 class TemporalBlock(nn.Module):
