@@ -3,7 +3,7 @@
 ``z`` is the output of a convolution or matrix product that nothing else reads (their backward needs
 their inputs, not their output), so the activation can overwrite it: each function here has the
 forward values and the gradients of the composition torch would build from separate ops, but the
-forward allocates no buffer (one for ``tanh_dropout``) and the backward one. On CPU every fresh large
+forward allocates no buffer and the backward one. On CPU every fresh large
 buffer costs page faults on first touch (docs/benchmarks.md, "Training step"), and these run on every
 TCN convolution and every attention product of a training step.
 
@@ -63,4 +63,3 @@ def leaky_relu_dropout(z: torch.Tensor, slope: float, mask: torch.Tensor | None 
 def tanh_relu(z: torch.Tensor) -> torch.Tensor:
     """``relu(tanh(z))``, overwriting ``z``; any shape."""
     return _TanhReLU.apply(z)
-

@@ -38,8 +38,11 @@ class Dropout(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         self.p = p
 
+    def _identity(self) -> bool:
+        return not self.training or self.p == 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if self._identity():
             return x
         if x.device.type != "cpu" or x.dtype != torch.float32:
             return F.dropout(x, self.p, True)
@@ -49,7 +52,7 @@ class Dropout(nn.Module):
         """The mask :meth:`forward` would multiply ``like`` by (for the fused activations of
         fusion/activation.py), or None where forward is the identity (eval mode, p = 0). On CPU in
         float32 :func:`dropout_mask`; elsewhere torch's Bernoulli sampler in ``like``'s dtype."""
-        if not self.training or self.p == 0.0:
+        if self._identity():
             return None
         if like.device.type != "cpu" or like.dtype != torch.float32:
             return torch.empty_like(like).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
